@@ -1,0 +1,233 @@
+"""One configuration for every BERT-family encoder, its named presets, and Hugging Face config.json I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Family = Literal["bert", "roberta", "distilbert", "albert"]
+Activation = Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh"]
+FAMILIES: tuple[str, ...] = ("bert", "roberta", "distilbert", "albert")
+
+# model_type values in config.json that are the same architecture as one of our families.
+_MODEL_TYPE_FAMILY = {
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "camembert": "roberta",
+    "distilbert": "distilbert",
+    "albert": "albert",
+}
+
+
+class UnsupportedModelError(ValueError):
+    """Raised for a config.json whose model type or options bertkit does not implement."""
+
+
+@dataclass
+class EncoderConfig:
+    """Every switch that tells the four families apart; a variant is a set of values, not a class."""
+
+    family: Family = "bert"
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    embedding_size: int | None = None  # ALBERT's factorised E; None means E = H
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    activation: Activation = "gelu"
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    classifier_dropout: float | None = None  # None: use hidden_dropout
+    max_positions: int = 512
+    type_vocab_size: int = 2  # 0: no token-type embedding (DistilBERT)
+    pad_token_id: int = 0
+    position_offset: int = 0  # RoBERTa counts positions from pad_token_id + 1
+    layer_norm_eps: float = 1e-12
+    share_layers: bool = False  # ALBERT: one layer's weights applied num_layers times
+    labels: list[str] = field(default_factory=list)  # class names of a task head, if any
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise UnsupportedModelError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.embedding_size is None:
+            self.embedding_size = self.hidden_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def head_dropout(self) -> float:
+        return self.hidden_dropout if self.classifier_dropout is None else self.classifier_dropout
+
+    def replace(self, **changes: Any) -> EncoderConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # ----- Hugging Face config.json -------------------------------------------------------------
+    @classmethod
+    def from_hf(cls, hf: dict[str, Any]) -> EncoderConfig:
+        """Build a config from the dict of a Hugging Face config.json."""
+        model_type = hf.get("model_type")
+        family = _MODEL_TYPE_FAMILY.get(str(model_type))
+        if family is None:
+            raise UnsupportedModelError(
+                f"config.json has model_type={model_type!r}; bertkit supports "
+                f"{sorted(_MODEL_TYPE_FAMILY)} (BERT, RoBERTa, DistilBERT and ALBERT checkpoints)."
+            )
+        labels = _labels_from_hf(hf)
+        if family == "distilbert":
+            return cls(
+                family="distilbert",
+                vocab_size=hf["vocab_size"],
+                hidden_size=hf.get("dim", 768),
+                num_layers=hf.get("n_layers", 6),
+                num_heads=hf.get("n_heads", 12),
+                intermediate_size=hf.get("hidden_dim", 3072),
+                activation=hf.get("activation", "gelu"),
+                hidden_dropout=hf.get("dropout", 0.1),
+                attention_dropout=hf.get("attention_dropout", 0.1),
+                classifier_dropout=hf.get("seq_classif_dropout", 0.2),
+                max_positions=hf.get("max_position_embeddings", 512),
+                type_vocab_size=0,
+                pad_token_id=hf.get("pad_token_id", 0) or 0,
+                layer_norm_eps=1e-12,
+                labels=labels,
+            )
+        embedding = "position_embedding_type"
+        if hf.get(embedding, "absolute") != "absolute":
+            raise UnsupportedModelError(f"{embedding}={hf[embedding]!r} is not supported; only 'absolute'.")
+        pad = hf.get("pad_token_id", 1 if family == "roberta" else 0)
+        pad = 0 if pad is None else pad
+        common = dict(
+            family=family,
+            vocab_size=hf["vocab_size"],
+            hidden_size=hf.get("hidden_size", 768),
+            num_layers=hf.get("num_hidden_layers", 12),
+            num_heads=hf.get("num_attention_heads", 12),
+            intermediate_size=hf.get("intermediate_size", 3072),
+            activation=hf.get("hidden_act", "gelu"),
+            hidden_dropout=hf.get("hidden_dropout_prob", 0.1),
+            attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
+            max_positions=hf.get("max_position_embeddings", 512),
+            type_vocab_size=hf.get("type_vocab_size", 2),
+            pad_token_id=pad,
+            layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+            labels=labels,
+        )
+        if family == "albert":
+            groups, inner = hf.get("num_hidden_groups", 1), hf.get("inner_group_num", 1)
+            if groups != 1 or inner != 1:
+                raise UnsupportedModelError(
+                    f"ALBERT with num_hidden_groups={groups}, inner_group_num={inner} is not supported; "
+                    "bertkit implements the published ALBERT models (one shared group of one layer)."
+                )
+            return cls(**common, embedding_size=hf.get("embedding_size", 128), share_layers=True,
+                       classifier_dropout=hf.get("classifier_dropout_prob", 0.1))
+        if family == "roberta":
+            common["position_offset"] = pad + 1
+        return cls(**common, classifier_dropout=hf.get("classifier_dropout"))
+
+    def to_hf(self, architecture: str | None = None) -> dict[str, Any]:
+        """The Hugging Face config.json dict for this config (and the named architecture)."""
+        if self.family == "distilbert":
+            hf: dict[str, Any] = {
+                "model_type": "distilbert", "vocab_size": self.vocab_size, "dim": self.hidden_size,
+                "n_layers": self.num_layers, "n_heads": self.num_heads,
+                "hidden_dim": self.intermediate_size, "activation": self.activation,
+                "dropout": self.hidden_dropout, "attention_dropout": self.attention_dropout,
+                "seq_classif_dropout": self.head_dropout, "qa_dropout": self.hidden_dropout,
+                "max_position_embeddings": self.max_positions, "pad_token_id": self.pad_token_id,
+                "sinusoidal_pos_embds": False, "tie_weights_": True, "initializer_range": 0.02,
+            }
+        else:
+            hf = {
+                "model_type": self.family, "vocab_size": self.vocab_size,
+                "hidden_size": self.hidden_size, "num_hidden_layers": self.num_layers,
+                "num_attention_heads": self.num_heads, "intermediate_size": self.intermediate_size,
+                "hidden_act": self.activation, "hidden_dropout_prob": self.hidden_dropout,
+                "attention_probs_dropout_prob": self.attention_dropout,
+                "max_position_embeddings": self.max_positions,
+                "type_vocab_size": self.type_vocab_size, "layer_norm_eps": self.layer_norm_eps,
+                "pad_token_id": self.pad_token_id, "position_embedding_type": "absolute",
+                "initializer_range": 0.02,
+            }
+            if self.family == "albert":
+                hf.update(embedding_size=self.embedding_size, num_hidden_groups=1, inner_group_num=1,
+                          classifier_dropout_prob=self.head_dropout)
+            else:
+                hf["classifier_dropout"] = self.classifier_dropout
+            if self.family == "roberta":
+                hf.update(bos_token_id=0, eos_token_id=2)
+        if architecture:
+            hf["architectures"] = [architecture]
+        if self.labels:
+            hf["id2label"] = {str(i): name for i, name in enumerate(self.labels)}
+            hf["label2id"] = {name: i for i, name in enumerate(self.labels)}
+        return hf
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> EncoderConfig:
+        path = Path(folder) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: a model folder needs a Hugging Face config.json.")
+        return cls.from_hf(read_hf_config(path))
+
+
+def read_hf_config(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _labels_from_hf(hf: dict[str, Any]) -> list[str]:
+    id2label = hf.get("id2label") or {}
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def _preset(family: Family, size: str, vocab: int, **extra: Any) -> EncoderConfig:
+    hidden, layers, heads, inter = {
+        "base": (768, 12, 12, 3072),
+        "large": (1024, 24, 16, 4096),
+        "xlarge": (2048, 24, 16, 8192),
+        "xxlarge": (4096, 12, 64, 16384),
+    }[size]
+    sizes = dict(hidden_size=hidden, num_layers=layers, num_heads=heads, intermediate_size=inter)
+    return EncoderConfig(family=family, vocab_size=vocab, **{**sizes, **extra})
+
+
+_ROBERTA = dict(max_positions=514, type_vocab_size=1, pad_token_id=1, position_offset=2, layer_norm_eps=1e-5)
+_ALBERT = dict(embedding_size=128, activation="gelu_new", hidden_dropout=0.0, attention_dropout=0.0,
+               classifier_dropout=0.1, share_layers=True)
+
+PRESETS: dict[str, EncoderConfig] = {
+    "bert-base-uncased": _preset("bert", "base", 30522),
+    "bert-base-cased": _preset("bert", "base", 28996),
+    "bert-large-uncased": _preset("bert", "large", 30522),
+    "bert-large-cased": _preset("bert", "large", 28996),
+    "roberta-base": _preset("roberta", "base", 50265, **_ROBERTA),
+    "roberta-large": _preset("roberta", "large", 50265, **_ROBERTA),
+    "distilbert-base-uncased": _preset("distilbert", "base", 30522, num_layers=6, type_vocab_size=0,
+                                       classifier_dropout=0.2),
+    "distilbert-base-cased": _preset("distilbert", "base", 28996, num_layers=6, type_vocab_size=0,
+                                     classifier_dropout=0.2),
+    "albert-base-v2": _preset("albert", "base", 30000, **_ALBERT),
+    "albert-large-v2": _preset("albert", "large", 30000, **_ALBERT),
+    "albert-xlarge-v2": _preset("albert", "xlarge", 30000, **_ALBERT),
+    "albert-xxlarge-v2": _preset("albert", "xxlarge", 30000, **_ALBERT),
+}
+
+
+def preset(name: str, **changes: Any) -> EncoderConfig:
+    """A copy of a named preset (e.g. "bert-base-uncased"), with any fields changed."""
+    key = name.split("/")[-1].lower()
+    if key not in PRESETS:
+        raise KeyError(f"No preset named {name!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[key].replace(**changes)
