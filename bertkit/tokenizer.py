@@ -1,0 +1,549 @@
+"""Tokenizer over the `tokenizers` library: BERT WordPiece, RoBERTa byte-level BPE and ALBERT Unigram.
+
+Loads tokenizer.json, or builds the same pipeline as the reference tokenizers from vocab.txt,
+vocab.json + merges.txt or spiece.model; encodes single texts and pairs with truncation, padding,
+offsets, word ids and overflowing windows; saves a folder that `transformers` also loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from tokenizers import (
+    AddedToken,
+    Encoding,
+    decoders,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
+from tokenizers import Tokenizer as Backend
+from tokenizers.models import BPE, Unigram, WordPiece
+
+from bertkit.hub import resolve
+from bertkit.io import atomic_write_text, save_json
+
+SPECIAL_NAMES = ("cls", "sep", "pad", "mask", "unk")
+# Candidates tried, in order, when a folder does not name its special tokens: BERT/ALBERT, then RoBERTa.
+_CANDIDATES = {
+    "cls": ("[CLS]", "<s>"),
+    "sep": ("[SEP]", "</s>"),
+    "pad": ("[PAD]", "<pad>"),
+    "mask": ("[MASK]", "<mask>"),
+    "unk": ("[UNK]", "<unk>"),
+}
+_LOOKED_FOR = "tokenizer.json, vocab.txt, vocab.json + merges.txt, spiece.model"
+# transformers writes this sentinel as model_max_length when a checkpoint sets no limit.
+_NO_LIMIT = 10**9
+
+Truncation = bool | Literal["longest_first", "only_first", "only_second"]
+Padding = bool | Literal["longest", "max_length"]
+
+
+class Tokenizer:
+    """A `tokenizers.Tokenizer` plus the special tokens and limits the BERT family needs.
+
+    The backend given is copied, so this object owns its truncation and padding state; a lock
+    keeps that state private to one call, which makes a tokenizer safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        cls_token: str | None = None,
+        sep_token: str | None = None,
+        pad_token: str | None = None,
+        mask_token: str | None = None,
+        unk_token: str | None = None,
+        model_max_length: int | None = None,
+        do_lower_case: bool | None = None,
+        tokenizer_class: str | None = None,
+    ) -> None:
+        self.backend = Backend.from_str(backend.to_str())
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        given = dict(cls=cls_token, sep=sep_token, pad=pad_token, mask=mask_token, unk=unk_token)
+        vocab = self.backend.get_vocab(with_added_tokens=True)
+        for name in SPECIAL_NAMES:
+            token = given[name] or next((t for t in _CANDIDATES[name] if t in vocab), None)
+            setattr(self, f"{name}_token", token)
+        _register_specials(self.backend, [getattr(self, f"{n}_token") for n in SPECIAL_NAMES])
+        for name in SPECIAL_NAMES:
+            token = getattr(self, f"{name}_token")
+            setattr(self, f"{name}_id", None if token is None else self.backend.token_to_id(token))
+        self.model_max_length = model_max_length
+        self.do_lower_case = do_lower_case
+        self.tokenizer_class = tokenizer_class or _class_for(self.backend)
+        self._lock = threading.Lock()
+
+    cls_token: str | None
+    sep_token: str | None
+    pad_token: str | None
+    mask_token: str | None
+    unk_token: str | None
+    cls_id: int | None
+    sep_id: int | None
+    pad_id: int | None
+    mask_id: int | None
+    unk_id: int | None
+
+    # ----------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike) -> Tokenizer:
+        """Load the tokenizer of a checkpoint folder or hub name (see `bertkit.hub.resolve`)."""
+        folder = resolve(name_or_path)
+        config = _read_config(folder)
+        lower = config.get("do_lower_case")
+        if (folder / "tokenizer.json").is_file():
+            backend, kind = Backend.from_file(str(folder / "tokenizer.json")), None
+        elif (folder / "vocab.txt").is_file():
+            lower = True if lower is None else bool(lower)
+            backend, kind = _wordpiece(folder, config, lower), "BertTokenizer"
+        elif (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            backend, kind = _byte_level_bpe(folder, config), "RobertaTokenizer"
+        elif (folder / "spiece.model").is_file():
+            lower = True if lower is None else bool(lower)
+            backend, kind = _unigram(folder, config, lower), "AlbertTokenizer"
+        else:
+            raise FileNotFoundError(
+                f"No tokenizer files in {folder}: looked for {_LOOKED_FOR}. Pass the folder of a "
+                "BERT-family checkpoint, or save a tokenizer there with Tokenizer.save(folder)."
+            )
+        limit = config.get("model_max_length")
+        return cls(
+            backend,
+            **{f"{name}_token": config.get(f"{name}_token") for name in SPECIAL_NAMES},
+            model_max_length=int(limit)
+            if isinstance(limit, int | float) and limit < _NO_LIMIT
+            else None,
+            do_lower_case=lower,
+            tokenizer_class=kind or config.get("tokenizer_class"),
+        )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, **specials: Any) -> Tokenizer:
+        """Load a tokenizer.json file; special tokens not given are found in its vocabulary."""
+        return cls(Backend.from_file(str(path)), **specials)
+
+    # ----------------------------------------------------------------------------- vocabulary
+    @property
+    def special_ids(self) -> set[int]:
+        ids = {getattr(self, f"{name}_id") for name in SPECIAL_NAMES}
+        return {i for i in ids if i is not None}
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | None | list[int | None]:
+        if isinstance(tokens, str):
+            return self.backend.token_to_id(tokens)
+        return [self.backend.token_to_id(t) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: int | list[int]) -> str | None | list[str | None]:
+        if isinstance(ids, int):
+            return self.backend.id_to_token(ids)
+        return [self.backend.id_to_token(int(i)) for i in ids]
+
+    def decode(self, ids: Any, skip_special_tokens: bool = True) -> str:
+        """Turn ids (a list or a 1-d tensor) back into text."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    # ----------------------------------------------------------------------------- encoding
+    def encode_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens or truncation (for corpus preparation)."""
+        with self._lock:
+            encodings = self.backend.encode_batch(list(texts), add_special_tokens=False)
+        return [e.ids for e in encodings]
+
+    def __call__(
+        self,
+        texts: str | list[str],
+        pairs: str | list[str] | None = None,
+        *,
+        max_length: int | None = None,
+        truncation: Truncation = True,
+        padding: Padding = False,
+        stride: int = 0,
+        return_overflowing: bool = False,
+        return_offsets: bool = False,
+        return_word_ids: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_tensors: Literal["pt"] | None = None,
+    ) -> dict[str, Any]:
+        """Encode texts (and second texts `pairs`) with special tokens, like a `transformers` tokenizer.
+
+        Returns input_ids, attention_mask and token_type_ids, plus offsets, word_ids,
+        special_tokens_mask and overflow_to_sample when asked. `truncation=True` means
+        "longest_first"; without `max_length` the limit is `model_max_length` (none if unknown).
+        With `return_overflowing`, every example yields its truncated encoding followed by the
+        windows of what was cut (`stride` tokens of overlap), and overflow_to_sample maps each row
+        to its example. A single str gives unbatched lists, unless windows or tensors are asked for.
+        """
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        if pairs is not None:
+            pairs = [pairs] if isinstance(pairs, str) else list(pairs)
+            if len(pairs) != len(batch):
+                raise ValueError(
+                    f"Got {len(batch)} texts but {len(pairs)} pairs; pass one pair per text."
+                )
+        strategy, limit = self._truncation(truncation, padding, max_length, pairs is not None)
+        encodings = self._encode(batch, pairs, strategy, limit, stride)
+        rows: list[Encoding] = []
+        sample: list[int] = []
+        for index, encoding in enumerate(encodings):
+            windows = [encoding, *encoding.overflowing] if return_overflowing else [encoding]
+            rows.extend(windows)
+            sample.extend([index] * len(windows))
+        extras = dict(
+            offsets=return_offsets,
+            word_ids=return_word_ids,
+            special_tokens_mask=return_special_tokens_mask,
+        )
+        out = {key: [_field(row, key) for row in rows] for key in _keys(extras)}
+        if return_overflowing:
+            out["overflow_to_sample"] = sample
+        if padding:
+            length = (
+                limit
+                if padding == "max_length"
+                else max((len(r) for r in out["input_ids"]), default=0)
+            )
+            self._pad(out, length)
+        if return_tensors == "pt":
+            return _to_tensors(out)
+        if return_tensors is not None:
+            raise ValueError(f"return_tensors must be None or 'pt', got {return_tensors!r}.")
+        if single and not return_overflowing:
+            return {key: value[0] for key, value in out.items()}
+        return out
+
+    def _truncation(
+        self, truncation: Truncation, padding: Padding, max_length: int | None, has_pairs: bool
+    ) -> tuple[str | None, int | None]:
+        strategy = "longest_first" if truncation is True else (truncation or None)
+        if strategy not in (None, "longest_first", "only_first", "only_second"):
+            raise ValueError(
+                f"truncation must be True, False, 'longest_first', 'only_first' or 'only_second', got {truncation!r}."
+            )
+        if padding not in (False, True, "longest", "max_length"):
+            raise ValueError(
+                f"padding must be False, True, 'longest' or 'max_length', got {padding!r}."
+            )
+        if strategy == "only_second" and not has_pairs:
+            raise ValueError(
+                "truncation='only_second' needs pairs; pass pairs=... or truncation=True."
+            )
+        limit = max_length if max_length is not None else self.model_max_length
+        if padding == "max_length" and limit is None:
+            raise ValueError(
+                "padding='max_length' needs max_length (this tokenizer has no model_max_length)."
+            )
+        return (strategy if limit is not None else None), limit
+
+    def _encode(
+        self,
+        texts: list[str],
+        pairs: list[str] | None,
+        strategy: str | None,
+        limit: int | None,
+        stride: int,
+    ) -> list[Encoding]:
+        inputs: list[Any] = texts if pairs is None else list(zip(texts, pairs, strict=True))
+        with self._lock:
+            try:
+                if strategy is not None:
+                    self.backend.enable_truncation(limit, stride=stride, strategy=strategy)
+                return self.backend.encode_batch(inputs, add_special_tokens=True)
+            except Exception as error:
+                raise ValueError(
+                    f"Could not encode with max_length={limit}, stride={stride}, truncation={strategy}: {error}. "
+                    "max_length must leave room for the special tokens (and the whole first text with "
+                    "'only_second'), and stride must be smaller than what is left."
+                ) from error
+            finally:
+                self.backend.no_truncation()
+
+    def _pad(self, out: dict[str, list], length: int) -> None:
+        if self.pad_id is None:
+            raise ValueError(
+                "This tokenizer has no pad token; pass pad_token=... when building it."
+            )
+        fill = dict(
+            input_ids=self.pad_id,
+            attention_mask=0,
+            token_type_ids=0,
+            offsets=(0, 0),
+            word_ids=None,
+            special_tokens_mask=1,
+        )
+        for key, rows in out.items():
+            if key in fill:
+                out[key] = [row + [fill[key]] * (length - len(row)) for row in rows]
+
+    # ----------------------------------------------------------------------------- saving
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json (each atomically)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / "tokenizer.json", self.backend.to_str(pretty=True))
+        specials = {
+            f"{name}_token": getattr(self, f"{name}_token")
+            for name in SPECIAL_NAMES
+            if getattr(self, f"{name}_token") is not None
+        }
+        config: dict[str, Any] = {"tokenizer_class": self.tokenizer_class, **specials}
+        if self.do_lower_case is not None:
+            config["do_lower_case"] = self.do_lower_case
+        if self.model_max_length is not None:
+            config["model_max_length"] = self.model_max_length
+        save_json(folder / "tokenizer_config.json", config)
+        save_json(folder / "special_tokens_map.json", specials)
+
+    # A lock does not pickle; DataLoader workers and deepcopy need the rest of the state.
+    def __getstate__(self) -> dict[str, Any]:
+        state = {
+            key: value for key, value in self.__dict__.items() if key not in ("_lock", "backend")
+        }
+        state["backend"] = self.backend.to_str()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.backend = Backend.from_str(state["backend"])
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.tokenizer_class}, vocab_size={self.vocab_size}, model_max_length={self.model_max_length})"
+
+
+# --------------------------------------------------------------------------------- encodings
+def _keys(extras: dict[str, bool]) -> list[str]:
+    return [
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        *[key for key, wanted in extras.items() if wanted],
+    ]
+
+
+def _field(encoding: Encoding, key: str) -> list:
+    if key == "input_ids":
+        return encoding.ids
+    if key == "token_type_ids":
+        return encoding.type_ids
+    return list(getattr(encoding, key))
+
+
+def _to_tensors(out: dict[str, list]) -> dict[str, Any]:
+    import torch
+
+    lengths = {len(row) for row in out["input_ids"]}
+    if len(lengths) > 1:
+        raise ValueError("Sequences have different lengths; pass padding=True to get tensors.")
+    tensors = {}
+    for key, rows in out.items():
+        if key == "word_ids":  # None (special or padding token) becomes -1 in a tensor
+            rows = [[-1 if w is None else w for w in row] for row in rows]
+        tensors[key] = torch.tensor(rows, dtype=torch.long)
+    return tensors
+
+
+# --------------------------------------------------------------------------------- building
+def _read_config(folder: Path) -> dict[str, Any]:
+    """tokenizer_config.json merged with special_tokens_map.json; special tokens as plain strings."""
+    config: dict[str, Any] = {}
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (folder / name).is_file():
+            config.update(json.loads((folder / name).read_text(encoding="utf-8")))
+    for name in SPECIAL_NAMES:
+        value = config.get(f"{name}_token")
+        if isinstance(value, dict):  # transformers may store an AddedToken as a dict
+            config[f"{name}_token"] = value.get("content")
+    return config
+
+
+def _register_specials(backend: Backend, tokens: list[str | None]) -> None:
+    """Make sure special tokens are never split, marking them special as transformers does."""
+    known = {t.content for t in backend.get_added_tokens_decoder().values()}
+    # The reference tokenizers let <mask>/[MASK] absorb the space before them ("a <mask>").
+    lstrip = not isinstance(backend.model, WordPiece)
+    new = [
+        AddedToken(t, special=True, normalized=False, lstrip=lstrip and "mask" in t.lower())
+        for t in tokens
+        if t is not None and t not in known
+    ]
+    if new:
+        backend.add_special_tokens(new)
+
+
+def _class_for(backend: Backend) -> str:
+    """The transformers class whose pipeline matches the backend's model type."""
+    model = type(backend.model).__name__
+    return {
+        "WordPiece": "BertTokenizer",
+        "BPE": "RobertaTokenizer",
+        "Unigram": "AlbertTokenizer",
+    }.get(model, "PreTrainedTokenizerFast")
+
+
+def _special(config: dict[str, Any], name: str, default: str) -> str:
+    return config.get(f"{name}_token") or default
+
+
+def _wordpiece(folder: Path, config: dict[str, Any], lower: bool) -> Backend:
+    """BERT: BertNormalizer, BertPreTokenizer, WordPiece with "##", [CLS] A [SEP] B [SEP]."""
+    unk, cls, sep = (
+        _special(config, "unk", "[UNK]"),
+        _special(config, "cls", "[CLS]"),
+        _special(config, "sep", "[SEP]"),
+    )
+    vocab = WordPiece.read_file(str(folder / "vocab.txt"))
+    backend = Backend(WordPiece(vocab, unk_token=unk, max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=config.get("tokenize_chinese_chars", True),
+        strip_accents=config.get("strip_accents"),  # None: strip accents exactly when lowercasing
+        lowercase=lower,
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    backend.post_processor = _template(cls, sep, vocab)
+    return backend
+
+
+def _template(cls: str, sep: str, vocab: dict[str, int]) -> processors.TemplateProcessing:
+    for token in (cls, sep):
+        if token not in vocab:
+            raise ValueError(
+                f"Special token {token!r} is not in the vocabulary; name it in tokenizer_config.json."
+            )
+    return processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
+    )
+
+
+def _byte_level_bpe(folder: Path, config: dict[str, Any]) -> Backend:
+    """RoBERTa: byte-level BPE without a prefix space, <s> A </s></s> B </s> with trimmed offsets."""
+    vocab, merges = BPE.read_file(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    cls, sep = _special(config, "cls", "<s>"), _special(config, "sep", "</s>")
+    for token in (cls, sep):
+        if token not in vocab:
+            raise ValueError(
+                f"Special token {token!r} is not in vocab.json; name it in tokenizer_config.json."
+            )
+    backend = Backend(
+        BPE(
+            vocab,
+            merges,
+            dropout=None,
+            continuing_subword_prefix="",
+            end_of_word_suffix="",
+            fuse_unk=False,
+        )
+    )
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.RobertaProcessing(
+        sep=(sep, vocab[sep]), cls=(cls, vocab[cls]), trim_offsets=True, add_prefix_space=False
+    )
+    return backend
+
+
+def _unigram(folder: Path, config: dict[str, Any], lower: bool) -> Backend:
+    """ALBERT: SentencePiece pieces as a Unigram model behind ALBERT's normalisation."""
+    try:
+        import sentencepiece
+    except ImportError as error:
+        raise ImportError(
+            f"{folder / 'spiece.model'} is a SentencePiece model; reading it needs the sentencepiece "
+            "package: pip install sentencepiece"
+        ) from error
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    pieces = [
+        (processor.id_to_piece(i), processor.get_score(i))
+        for i in range(processor.get_piece_size())
+    ]
+    # As transformers' converter: pieces like "9," lose to "9" + "," (the slow ALBERT tokenizer splits them).
+    vocab = [
+        (p, s - 100 if len(p) > 1 and p[-1] == "," and p[-2].isdigit() else s) for p, s in pieces
+    ]
+    backend = Backend(Unigram(vocab, unk_id=processor.unk_id(), byte_fallback=False))
+    steps = [normalizers.Replace("``", '"'), normalizers.Replace("''", '"')]
+    if not config.get("keep_accents", False):
+        steps += [normalizers.NFKD(), normalizers.StripAccents()]
+    if lower:
+        steps.append(normalizers.Lowercase())
+    charsmap = _precompiled_charsmap(processor.serialized_model_proto())
+    if charsmap:
+        steps.append(normalizers.Precompiled(charsmap))
+    backend.normalizer = normalizers.Sequence(steps)
+    # ALBERT joins whitespace runs into one space before SentencePiece adds "▁" to each word.
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
+        ]
+    )
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    ids = {piece: i for i, (piece, _) in enumerate(pieces)}
+    backend.post_processor = _template(
+        _special(config, "cls", "[CLS]"), _special(config, "sep", "[SEP]"), ids
+    )
+    return backend
+
+
+def _precompiled_charsmap(proto: bytes) -> bytes:
+    """normalizer_spec.precompiled_charsmap of a SentencePiece ModelProto (fields 3 then 2).
+
+    Read straight from the protobuf wire format so that protobuf is not one more dependency.
+    """
+    spec = _proto_field(proto, 3)
+    return _proto_field(spec, 2) if spec else b""
+
+
+def _proto_field(data: bytes, wanted: int) -> bytes:
+    """The first length-delimited field numbered `wanted` in a protobuf message, or b""."""
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, position = _varint(data, position)
+        elif wire == 1:
+            position += 8
+        elif wire == 5:
+            position += 4
+        elif wire == 2:
+            size, position = _varint(data, position)
+            if number == wanted:
+                return data[position : position + size]
+            position += size
+        else:
+            raise ValueError(
+                f"Unsupported protobuf wire type {wire} in spiece.model; is the file corrupt?"
+            )
+    return b""
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
