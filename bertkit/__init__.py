@@ -1,0 +1,12 @@
+"""bertkit: the BERT family of text encoders (BERT, RoBERTa, DistilBERT, ALBERT), end to end."""
+
+from .config import EncoderConfig, UnsupportedModelError, preset
+from .hub import ModelNotFoundError
+from .model import BertkitModel, CheckpointError, ModelOutput, build, load_model, save_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BertkitModel", "CheckpointError", "EncoderConfig", "ModelNotFoundError", "ModelOutput",
+    "UnsupportedModelError", "build", "load_model", "preset", "save_model",
+]

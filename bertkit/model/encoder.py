@@ -1,0 +1,188 @@
+"""The one Transformer encoder behind BERT, RoBERTa, DistilBERT and ALBERT."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import EncoderConfig
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
+    "relu": F.relu,
+    "silu": F.silu,
+    "tanh": torch.tanh,
+}
+
+
+def activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]
+
+
+class Embeddings(nn.Module):
+    """Word + position (+ token type) embeddings, then layer norm and dropout."""
+
+    def __init__(self, vocab_size: int, size: int, max_positions: int, type_vocab_size: int,
+                 pad_token_id: int, position_offset: int, eps: float, dropout: float) -> None:
+        super().__init__()
+        self.word = nn.Embedding(vocab_size, size, padding_idx=pad_token_id)
+        self.position = nn.Embedding(max_positions, size)
+        self.token_type = nn.Embedding(type_vocab_size, size) if type_vocab_size else None
+        self.norm = nn.LayerNorm(size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.pad_token_id = pad_token_id
+        self.position_offset = position_offset
+
+    def positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.position_offset:
+            # RoBERTa: padding keeps the padding index; real tokens count up from offset.
+            real = (input_ids != self.pad_token_id).long()
+            return torch.cumsum(real, dim=1) * real + (self.position_offset - 1) * real + self.pad_token_id * (1 - real)
+        return torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        if input_ids.shape[1] > self.position.num_embeddings - self.position_offset:
+            raise ValueError(
+                f"Sequence of {input_ids.shape[1]} tokens is longer than the model's "
+                f"{self.position.num_embeddings - self.position_offset} positions; truncate it (maxlen)."
+            )
+        x = self.word(input_ids) + self.position(self.positions(input_ids))
+        if self.token_type is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.token_type(token_type_ids)
+        return self.dropout(self.norm(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused query/key/value projection and SDPA."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.output = nn.Linear(hidden_size, hidden_size)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        batch, seq, hidden = x.shape
+        # (batch, seq, 3, heads, head_dim) -> three (batch, heads, seq, head_dim)
+        q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.output(out.transpose(1, 2).reshape(batch, seq, hidden))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden_size: int, intermediate_size: int, act: str) -> None:
+        super().__init__()
+        self.intermediate = nn.Linear(hidden_size, intermediate_size)
+        self.output = nn.Linear(intermediate_size, hidden_size)
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.act(self.intermediate(x)))
+
+
+class Layer(nn.Module):
+    """Post-layer-norm Transformer layer, as in all four families."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.attention = SelfAttention(config.hidden_size, config.num_heads, config.attention_dropout)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config.hidden_size, config.intermediate_size, config.activation)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+        return self.output_norm(x + self.dropout(self.feed_forward(x)))
+
+
+class Pooler(nn.Module):
+    """tanh(dense(first token)): the sentence vector BERT's pair and classification heads read."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))
+
+
+def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(batch, seq) 1/0 mask -> (batch, 1, 1, seq) additive bias for SDPA; None when nothing is padded."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None  # lets SDPA pick its fastest kernel
+    bias = torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device)
+    bias.masked_fill_(attention_mask == 0, torch.finfo(dtype).min)
+    return bias[:, None, None, :]
+
+
+class Encoder(nn.Module):
+    """Embeddings (+ ALBERT's E->H projection), a stack of layers (shared for ALBERT), optional pooler."""
+
+    def __init__(self, config: EncoderConfig, pooler: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(
+            config.vocab_size, config.embedding_size, config.max_positions, config.type_vocab_size,
+            config.pad_token_id, config.position_offset, config.layer_norm_eps, config.hidden_dropout,
+        )
+        self.project = (
+            nn.Linear(config.embedding_size, config.hidden_size)
+            if config.embedding_size != config.hidden_size else None
+        )
+        unique = 1 if config.share_layers else config.num_layers
+        self.layers = nn.ModuleList(Layer(config) for _ in range(unique))
+        self.pooler = Pooler(config.hidden_size) if pooler else None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False):
+        """Return (last hidden state, tuple of every layer's hidden states or None, pooled or None)."""
+        x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, embedding)
+        if self.project is not None:
+            x = self.project(x)  # (batch, seq, hidden)
+        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        mask = attention_bias(attention_mask, dtype)
+        states = [x] if output_hidden_states else None
+        for i in range(self.config.num_layers):
+            x = self.layers[0 if self.config.share_layers else i](x, mask)
+            if states is not None:
+                states.append(x)
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return x, tuple(states) if states is not None else None, pooled
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT's initialisation: normal(0, 0.02) weights, zero biases, unit layer norms."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=std)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
