@@ -1,0 +1,40 @@
+"""The training loop (`fit`), its optimizers, schedules, checkpoints, LR finder and DDP helpers."""
+
+from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from bertkit.train.distributed import (
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+    is_main,
+    rank,
+    world_size,
+)
+from bertkit.train.loop import Callback, TrainConfig, TrainState, fit, set_seed
+from bertkit.train.lr_find import LRFinderResult, lr_find
+from bertkit.train.optim import Lamb, build_optimizer, param_groups
+from bertkit.train.plots import History
+from bertkit.train.schedules import get_schedule
+
+__all__ = [
+    "Callback",
+    "History",
+    "LRFinderResult",
+    "Lamb",
+    "TrainConfig",
+    "TrainState",
+    "all_reduce_mean",
+    "barrier",
+    "build_optimizer",
+    "fit",
+    "get_schedule",
+    "init_distributed",
+    "is_main",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "lr_find",
+    "param_groups",
+    "rank",
+    "save_checkpoint",
+    "set_seed",
+    "world_size",
+]
