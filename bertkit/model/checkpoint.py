@@ -279,7 +279,7 @@ def head_from_architectures(hf_config: dict) -> str | None:
 
 def load_model(name_or_path: str | Path, head: str | None = None, num_labels: int | None = None,
                labels: list[str] | None = None, **config_changes) -> BertkitModel:
-    """Load a BERT-family checkpoint (local folder or hub name) into a BertkitModel.
+    """Load a BERT-family checkpoint (local folder or hub name) into a BertkitModel, in eval mode.
 
     `head="auto"` takes the head from config.json's `architectures`. Head weights the checkpoint
     lacks (fine-tuning a pre-trained encoder) are freshly initialised; everything else must match.
@@ -303,7 +303,7 @@ def load_model(name_or_path: str | Path, head: str | None = None, num_labels: in
         num_labels = _checkpoint_num_labels(state, config.family, head)
     model = BertkitModel(config, head=head, num_labels=num_labels)
     load_state(model, state)
-    return model
+    return model.eval()  # like a freshly loaded reference model; training switches to train()
 
 
 def _checkpoint_num_labels(state: dict[str, torch.Tensor], family: str, head: str | None) -> int | None:
