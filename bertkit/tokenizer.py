@@ -457,7 +457,7 @@ def _byte_level_bpe(folder: Path, config: dict[str, Any]) -> Backend:
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     backend.post_processor = processors.RobertaProcessing(
-        sep=(sep, vocab[sep]), cls=(cls, vocab[cls]), trim_offsets=True, add_prefix_space=False
+        (sep, vocab[sep]), (cls, vocab[cls]), trim_offsets=True, add_prefix_space=False
     )
     return backend
 
