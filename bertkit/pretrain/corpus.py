@@ -1,0 +1,397 @@
+"""Text files → documents → sentences → NSP / SOP / full-sentence samples → token shards.
+
+Two stages. Reading, sentence splitting and tokenising run per file in `workers` processes;
+sample building (which for NSP draws B from other documents) then runs in this process with one
+RNG per document seeded from (seed, dupe round, document index), so the shards are byte-identical
+whatever the number of workers. Samples are written in document order: shuffle when training.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bertkit.io import atomic_write_bytes
+from bertkit.pretrain.masking import batch_seed, mask_tokens, word_start_table
+from bertkit.pretrain.shards import MANIFEST, Manifest, Sample, ShardWriter
+from bertkit.tokenizer import Tokenizer
+
+Format = Literal["nsp", "sop", "full_sentences"]
+DocSeparator = Literal["blank_line", "file"]
+DEFAULT_PATTERNS = ("*.txt", "*.rst", "*.md")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+# Lines that are only markup: reST underlines/overlines, rules, code fences, directives, field lists.
+_MARKUP_LINE = re.compile(r"""^\s*(?:[=\-~^*#_`+:.'"]{3,}|\.\. .*|:[\w -]+:.*)\s*$""")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|#+)\s+")
+_BOUNDARY = re.compile(r"""[.!?]+["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])""")
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr",
+                  "no", "fig", "inc", "ltd", "cf", "al"}
+
+
+# ----------------------------------------------------------------------------- documents
+def find_files(inputs: Sequence[str | Path], patterns: Sequence[str] = DEFAULT_PATTERNS) -> list[Path]:
+    """The files given plus those under the folders given (recursively) that match `patterns`."""
+    found: set[Path] = set()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found.update(p for pattern in patterns for p in item.rglob(pattern) if p.is_file())
+        elif item.is_file():
+            found.add(item)
+        else:
+            raise FileNotFoundError(f"corpus input {item} is neither a file nor a folder")
+    if not found:
+        raise FileNotFoundError(f"no files matching {list(patterns)} in {[str(i) for i in inputs]}")
+    return sorted(found)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose at [.!?] followed by space and a capital/digit/quote, except after abbreviations
+    and initials; a rule-based splitter that needs no models."""
+    sentences, start = [], 0
+    for match in _BOUNDARY.finditer(text):
+        word = text[:match.start()].rsplit(None, 1)[-1] if text[:match.start()].strip() else ""
+        word = word.lstrip("(\"'“‘").lower()
+        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            continue
+        sentences.append(text[start:match.end()].strip())
+        start = match.end()
+    sentences.append(text[start:].strip())
+    return [s for s in sentences if s]
+
+
+def _paragraph_sentences(lines: list[str]) -> list[str]:
+    """Sentences of one paragraph; headings and list items start a new sentence."""
+    segments: list[list[str]] = [[]]
+    for line in lines:
+        if _MARKUP_LINE.match(line):  # an underline: what came before was a heading
+            segments.append([])
+            continue
+        marker = _LIST_MARKER.match(line)
+        if marker:
+            segments.append([])
+            line = line[marker.end():]
+        segments[-1].append(line.strip())
+        if marker and marker.group().strip().startswith("#"):  # a Markdown heading
+            segments.append([])
+    return [s for seg in segments if seg for s in split_sentences(" ".join(seg))]
+
+
+def read_documents(path: Path, doc_separator: DocSeparator = "blank_line") -> list[list[str]]:
+    """Documents of a file, each a list of sentences: one per blank-line block, or the whole file."""
+    if doc_separator not in ("blank_line", "file"):
+        raise ValueError(f"doc_separator must be 'blank_line' or 'file', got {doc_separator!r}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    blocks = [b.splitlines() for b in re.split(r"\n\s*\n", text)]
+    paragraphs = [p for p in (_paragraph_sentences(b) for b in blocks) if p]
+    if doc_separator == "file":
+        return [[s for p in paragraphs for s in p]] if paragraphs else []
+    return paragraphs
+
+
+# ----------------------------------------------------------------------------- tokenising
+@dataclass
+class _Doc:
+    """A tokenised document: one id array (and word-start array, if needed) per sentence."""
+
+    ids: list[np.ndarray]
+    starts: list[np.ndarray] | None
+
+
+_TOKENIZER: Tokenizer | None = None
+_STARTS: np.ndarray | None = None
+
+
+def _init_worker(tokenizer_dir: str, whole_word: bool) -> None:
+    global _TOKENIZER, _STARTS
+    _TOKENIZER = load_tokenizer(tokenizer_dir)
+    scheme = "wordpiece" if type(_TOKENIZER.backend.model).__name__ == "WordPiece" else "prefix"
+    _STARTS = word_start_table(_TOKENIZER.backend.get_vocab(), scheme) if whole_word else None
+
+
+def load_tokenizer(tokenizer_dir: str | Path) -> Tokenizer:
+    """The one place the corpus code gets its tokenizer (needs encode_ids and special ids)."""
+    return Tokenizer.from_pretrained(tokenizer_dir)
+
+
+def _tokenize_file(job: tuple[str, str]) -> list[_Doc]:
+    path, doc_separator = job
+    assert _TOKENIZER is not None, "worker not initialised"
+    # Byte-level BPE marks a word's leading space; give non-first sentences theirs, as if the
+    # document had been tokenised whole.
+    lead = " " if type(_TOKENIZER.backend.pre_tokenizer).__name__ == "ByteLevel" else ""
+    docs = []
+    for sentences in read_documents(Path(path), doc_separator):  # type: ignore[arg-type]
+        texts = [s if i == 0 else lead + s for i, s in enumerate(sentences)]
+        ids = [np.asarray(x, dtype=np.int32) for x in _TOKENIZER.encode_ids(texts) if x]
+        starts = None
+        if _STARTS is not None:
+            starts = [_STARTS[x] for x in ids]
+            for s in starts:
+                s[0] = True  # a sentence never continues the word before it
+        if ids:
+            docs.append(_Doc(ids, starts))
+    return docs
+
+
+def _tokenize_all(files: list[Path], tokenizer_dir: Path, doc_separator: str, whole_word: bool,
+                  workers: int, show_progress: bool) -> list[_Doc]:
+    jobs = [(str(f), doc_separator) for f in files]
+    bar = dict(total=len(jobs), desc="tokenising", unit="file", disable=not show_progress)
+    if workers <= 1:
+        _init_worker(str(tokenizer_dir), whole_word)
+        return [d for docs in tqdm(map(_tokenize_file, jobs), **bar) for d in docs]
+    with multiprocessing.get_context().Pool(workers, _init_worker, (str(tokenizer_dir), whole_word)) as pool:
+        # imap keeps input order, so the documents come back in file order.
+        return [d for docs in tqdm(pool.imap(_tokenize_file, jobs, chunksize=4), **bar) for d in docs]
+
+
+# ----------------------------------------------------------------------------- samples
+@dataclass
+class _Specials:
+    cls: int
+    sep: int
+    roberta: bool  # <s> A </s></s> B </s>, all token types 0; else [CLS] A [SEP] B [SEP]
+
+
+Pair = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, int]
+
+
+def _concat(doc: _Doc, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray | None]:
+    ids = np.concatenate(doc.ids[lo:hi])
+    return ids, (np.concatenate(doc.starts[lo:hi]) if doc.starts is not None else None)
+
+
+def _random_b(docs: list[_Doc], index: int, rng: random.Random, target: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sentences from a random other document, from a random start, until `target` tokens."""
+    other = rng.randrange(len(docs) - 1)
+    doc = docs[other + (other >= index)]
+    start = rng.randrange(len(doc.ids))
+    end, length = start, 0
+    while end < len(doc.ids) and length < target:
+        length += len(doc.ids[end])
+        end += 1
+    return _concat(doc, start, end)
+
+
+def _split_chunk(docs: list[_Doc], index: int, lo: int, hi: int, rng: random.Random, fmt: str,
+                 target: int) -> tuple[Pair | None, int]:
+    """Cut sentences lo..hi of a document into A and B; return the pair and how many sentences
+    to hand back to the next chunk (NSP's random B leaves the real continuation unused)."""
+    doc = docs[index]
+    ids, starts = _concat(doc, lo, hi)
+    if hi - lo >= 2:
+        a_sentences = rng.randint(1, hi - lo - 1)
+        cut = sum(len(x) for x in doc.ids[lo:lo + a_sentences])
+    elif len(ids) >= 2:  # one long sentence: cut inside it, so every chunk gives a 50/50 label
+        a_sentences, cut = 1, rng.randint(1, len(ids) - 1)
+    else:
+        return None, 0
+    a, b = ids[:cut], ids[cut:]
+    sa, sb = (starts[:cut], starts[cut:]) if starts is not None else (None, None)
+    if fmt == "nsp" and rng.random() < 0.5:
+        b, sb = _random_b(docs, index, rng, max(1, target - len(a)))
+        return (a, b, sa, sb, 1), (hi - lo) - a_sentences
+    if fmt == "sop" and rng.random() < 0.5:
+        return (b, a, sb, sa, 1), 0
+    return (a, b, sa, sb, 0), 0
+
+
+def _pair_chunks(docs: list[_Doc], index: int, rng: random.Random, fmt: str, max_tokens: int,
+                 short_seq_prob: float) -> Iterator[Pair]:
+    """BERT's create_instances_from_document; the target length is drawn per chunk, not per
+    document, so the short-sequence fraction holds for documents of any size."""
+    doc, lo, i, length = docs[index], 0, 0, 0
+    target = max_tokens if rng.random() >= short_seq_prob else rng.randint(2, max_tokens)
+    while i < len(doc.ids):
+        length += len(doc.ids[i])
+        if i == len(doc.ids) - 1 or length >= target:
+            pair, unused = _split_chunk(docs, index, lo, i + 1, rng, fmt, target)
+            if pair is not None:
+                yield _truncate(pair, max_tokens, rng)
+            i -= unused
+            lo, length = i + 1, 0
+            target = max_tokens if rng.random() >= short_seq_prob else rng.randint(2, max_tokens)
+        i += 1
+
+
+def _truncate(pair: Pair, max_tokens: int, rng: random.Random) -> Pair:
+    """Trim the longer segment, from its front or back at random, until the pair fits."""
+    a, b, sa, sb, label = pair
+    bounds = [[0, len(a)], [0, len(b)]]
+    while sum(hi - lo for lo, hi in bounds) > max_tokens:
+        seg = bounds[0] if bounds[0][1] - bounds[0][0] > bounds[1][1] - bounds[1][0] else bounds[1]
+        if rng.random() < 0.5:
+            seg[0] += 1
+        else:
+            seg[1] -= 1
+    (a0, a1), (b0, b1) = bounds
+    return (a[a0:a1], b[b0:b1], None if sa is None else sa[a0:a1],
+            None if sb is None else sb[b0:b1], label)
+
+
+def _pair_sample(pair: Pair, sp: _Specials) -> Sample:
+    a, b, sa, sb, label = pair
+    mid = [sp.sep, sp.sep] if sp.roberta else [sp.sep]
+    ids = np.concatenate([[sp.cls], a, mid, b, [sp.sep]]).astype(np.int32)
+    b_start = len(ids) if sp.roberta else len(a) + 2
+    starts = None
+    if sa is not None and sb is not None:
+        starts = np.concatenate([[True], sa, [True] * len(mid), sb, [True]]).astype(bool)
+    return Sample(ids, b_start, label, starts)
+
+
+def _packed(docs: list[_Doc], sp: _Specials, max_tokens: int) -> Iterator[Sample]:
+    """RoBERTa FULL-SENTENCES: contiguous sentences up to `max_tokens`, crossing documents with
+    an extra separator; a sentence longer than a whole sample is cut into pieces."""
+    ids: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    whole_word = bool(docs) and docs[0].starts is not None
+
+    def emit() -> Sample:
+        body = np.concatenate([[sp.cls], *ids, [sp.sep]]).astype(np.int32)
+        ws = np.concatenate([[True], *starts, [True]]).astype(bool) if whole_word else None
+        ids.clear(), starts.clear()
+        return Sample(body, len(body), None, ws)
+
+    for d, doc in enumerate(docs):
+        pieces = [(x[k:k + max_tokens], None if doc.starts is None else doc.starts[j][k:k + max_tokens], False)
+                  for j, x in enumerate(doc.ids) for k in range(0, len(x), max_tokens)]
+        if d > 0:
+            pieces.insert(0, (np.array([sp.sep], np.int32), np.array([True]), True))
+        for piece, piece_starts, is_separator in pieces:
+            if sum(map(len, ids)) + len(piece) > max_tokens:
+                yield emit()
+            if is_separator and not ids:
+                continue  # a separator never opens a sample
+            ids.append(piece)
+            starts.append(piece_starts if piece_starts is not None else np.zeros(0, bool))
+    if ids:
+        yield emit()
+
+
+def _static_mask(samples: list[Sample], seed: int, special_ids: list[int], mask_id: int,
+                 vocab_size: int, mlm_probability: float) -> None:
+    """Mask a group of samples in place: ids become the corrupted ids, mlm_labels the targets."""
+    length = max(len(s.ids) for s in samples)
+    ids = torch.zeros((len(samples), length), dtype=torch.long)
+    special = torch.ones((len(samples), length), dtype=torch.bool)
+    starts = torch.zeros((len(samples), length), dtype=torch.bool) if samples[0].word_starts is not None else None
+    for row, s in enumerate(samples):
+        ids[row, : len(s.ids)] = torch.from_numpy(s.ids.astype(np.int64))
+        special[row, : len(s.ids)] = torch.isin(ids[row, : len(s.ids)], torch.tensor(special_ids))
+        if starts is not None:
+            starts[row, : len(s.ids)] = torch.from_numpy(s.word_starts)
+    generator = torch.Generator().manual_seed(seed)
+    masked, labels = mask_tokens(ids, special_mask=special, mask_id=mask_id, vocab_size=vocab_size,
+                                 mlm_probability=mlm_probability, generator=generator,
+                                 word_starts=starts, special_ids=special_ids)
+    for row, s in enumerate(samples):
+        s.ids = masked[row, : len(s.ids)].numpy().astype(np.int32)
+        s.mlm_labels = labels[row, : len(s.ids)].numpy().astype(np.int32)
+
+
+def _sample_groups(docs: list[_Doc], fmt: str, sp: _Specials, max_length: int,
+                   short_seq_prob: float, seed: int, dupe_round: int) -> Iterator[tuple[int, list[Sample]]]:
+    """(group key, samples) per document for nsp/sop, per 256 packed samples for full_sentences."""
+    if fmt == "full_sentences":
+        packed = list(_packed(docs, sp, max_length - 2))
+        for g in range(0, len(packed), 256):
+            yield g, packed[g:g + 256]
+        return
+    max_tokens = max_length - (4 if sp.roberta else 3)
+    for index in range(len(docs)):
+        rng = random.Random(batch_seed(seed, dupe_round, [index]))
+        pairs = _pair_chunks(docs, index, rng, fmt, max_tokens, short_seq_prob)
+        yield index, [_pair_sample(p, sp) for p in pairs]
+
+
+def _check_args(fmt: str, max_length: int, masking: str, dupe_factor: int, workers: int) -> None:
+    if fmt not in ("nsp", "sop", "full_sentences"):
+        raise ValueError(f"format must be 'nsp', 'sop' or 'full_sentences', got {fmt!r}")
+    if masking not in ("dynamic", "static"):
+        raise ValueError(f"masking must be 'dynamic' or 'static', got {masking!r}")
+    if max_length < 8:
+        raise ValueError(f"max_length={max_length} is too short for a sample (8 or more)")
+    if dupe_factor < 1 or workers < 1:
+        raise ValueError(f"dupe_factor and workers must be >= 1, got {dupe_factor} and {workers}")
+
+
+def _clear(out: Path) -> None:
+    """Remove a previous run's manifest first: until the new one is written the folder is invalid."""
+    (out / MANIFEST).unlink(missing_ok=True)
+    for old in out.glob("shard-*.npy"):
+        old.unlink()
+    shutil.rmtree(out / "tokenizer", ignore_errors=True)
+
+
+def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_dir: str | Path, *,
+                   format: Format = "nsp", max_length: int = 128, short_seq_prob: float = 0.1,
+                   dupe_factor: int = 1, masking: Literal["dynamic", "static"] = "dynamic",
+                   mlm_probability: float = 0.15, whole_word: bool = False, seed: int = 12345,
+                   workers: int = 2, doc_separator: DocSeparator = "blank_line",
+                   patterns: Sequence[str] = DEFAULT_PATTERNS, samples_per_shard: int = 100_000,
+                   show_progress: bool = True) -> Manifest:
+    """Turn text files (or folders, searched for `patterns`) into pre-training shards in `out_dir`.
+
+    `format`: "nsp" (BERT, next_sentence_label 1 = B is random), "sop" (ALBERT,
+    sentence_order_label 1 = swapped) or "full_sentences" (RoBERTa, packed, no pair label).
+    `masking="static"` stores `dupe_factor` differently masked copies; "dynamic" leaves masking to
+    `MLMCollator` (nsp/sop still make `dupe_factor` differently cut copies). manifest.json is
+    written last, so a folder without one is incomplete.
+    """
+    _check_args(format, max_length, masking, dupe_factor, workers)
+    files = find_files(inputs, patterns)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    if tokenizer.cls_id is None or tokenizer.sep_id is None or tokenizer.mask_id is None or tokenizer.pad_id is None:
+        raise ValueError(f"the tokenizer in {tokenizer_dir} lacks a cls, sep, pad or mask token")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear(out)
+    docs = _tokenize_all(files, Path(tokenizer_dir), doc_separator, whole_word, workers, show_progress)
+    if format != "full_sentences" and len(docs) < 2:
+        raise ValueError(f"{format} needs at least 2 documents, found {len(docs)} in {len(files)} files")
+    sp = _Specials(tokenizer.cls_id, tokenizer.sep_id, tokenizer.cls_token == "<s>")
+    special_ids = sorted(tokenizer.special_ids)
+    id_dtype = "uint16" if tokenizer.vocab_size <= 65536 else "int32"
+    writer = ShardWriter(out, id_dtype, samples_per_shard)
+    rounds = dupe_factor if format != "full_sentences" or masking == "static" else 1
+    for dupe_round in tqdm(range(rounds), desc="sampling", disable=not show_progress):
+        for key, samples in _sample_groups(docs, format, sp, max_length, short_seq_prob, seed, dupe_round):
+            if samples and masking == "static":
+                _static_mask(samples, batch_seed(seed, dupe_round, [key, -1]), special_ids,
+                             tokenizer.mask_id, tokenizer.vocab_size, mlm_probability)
+            for sample in samples:
+                writer.add(sample)
+    shards = writer.close()
+    for name in TOKENIZER_FILES:
+        if (Path(tokenizer_dir) / name).is_file():
+            atomic_write_bytes(out / "tokenizer" / name, (Path(tokenizer_dir) / name).read_bytes())
+    manifest = Manifest(
+        format=format, family=_family(tokenizer), max_length=max_length,
+        vocab_size=tokenizer.vocab_size, id_dtype=id_dtype,
+        special_ids={n: getattr(tokenizer, f"{n}_id") for n in ("cls", "sep", "pad", "mask", "unk")},
+        all_special_ids=special_ids, seed=seed,
+        masking={"mode": masking, "mlm_probability": mlm_probability, "whole_word": whole_word,
+                 "dupe_factor": dupe_factor},
+        num_samples=sum(s["num_samples"] for s in shards),
+        num_tokens=sum(s["num_tokens"] for s in shards), num_documents=len(docs),
+        num_files=len(files), short_seq_prob=short_seq_prob, doc_separator=doc_separator,
+        shards=shards)
+    manifest.save(out)
+    return manifest
+
+
+def _family(tokenizer: Tokenizer) -> str:
+    model = type(tokenizer.backend.model).__name__
+    return {"WordPiece": "bert", "BPE": "roberta", "Unigram": "albert"}.get(model, model.lower())

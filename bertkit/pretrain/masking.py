@@ -1,0 +1,183 @@
+"""Masked-language-model corruption: BERT's 80/10/10 rule, token- or whole-word, static or dynamic.
+
+Selection is exact, as in BERT's `max_predictions_per_seq` recipe rather than HF's Bernoulli draw:
+each sequence gets `max(1, round(p * n))` masked units, where a unit is a token (or, with
+`word_starts`, a whole word) and `n` counts the units that are not special or padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from bertkit.pretrain.shards import Manifest
+
+IGNORE_INDEX = -100
+WordScheme = Literal["wordpiece", "prefix"]
+# Tokens that begin a word in byte-level BPE (RoBERTa) and SentencePiece/Unigram (ALBERT) vocabularies.
+WORD_PREFIXES = ("Ġ", "▁")
+
+
+def word_starts_for(tokens: Sequence[str], scheme: WordScheme = "wordpiece") -> list[bool]:
+    """True where a token begins a word: WordPiece continues words with "##"; byte-level BPE and
+    Unigram begin them with "Ġ"/"▁", so there a token without that prefix continues the last word."""
+    if scheme == "wordpiece":
+        return [not t.startswith("##") for t in tokens]
+    return [t.startswith(WORD_PREFIXES) for t in tokens]
+
+
+def word_start_table(vocab: dict[str, int], scheme: WordScheme) -> np.ndarray:
+    """`table[id]` is True when token `id` begins a word (see `word_starts_for`)."""
+    table = np.zeros(max(vocab.values()) + 1, dtype=bool)
+    tokens = list(vocab)
+    table[[vocab[t] for t in tokens]] = word_starts_for(tokens, scheme)
+    return table
+
+
+def _select_units(starts: torch.Tensor, maskable: torch.Tensor, p: float,
+                  generator: torch.Generator | None) -> torch.Tensor:
+    """Pick `max(1, round(p * n_units))` units per row; return the (B, T) mask of their tokens."""
+    batch, length = starts.shape
+    n_units = starts.sum(dim=1)
+    k = torch.where(n_units > 0, (n_units.double() * p).round().clamp(min=1), 0).long()
+    keys = torch.rand((batch, length), generator=generator).to(starts.device)
+    keys = keys.masked_fill(~starts, 2.0)  # non-starts sort last and are never picked
+    order = keys.argsort(dim=1)
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(length, device=starts.device)
+                                             .expand(batch, length).contiguous())
+    chosen_start = ranks < k[:, None]
+    # Each token looks up the start of its word: the last start at or before it.
+    positions = torch.arange(length, device=starts.device).expand(batch, length)
+    start_pos = torch.where(starts, positions, -1).cummax(dim=1).values.clamp(min=0)
+    return maskable & chosen_start.gather(1, start_pos)
+
+
+def mask_tokens(input_ids: torch.Tensor, *, special_mask: torch.Tensor, mask_id: int,
+                vocab_size: int, mlm_probability: float = 0.15,
+                generator: torch.Generator | None = None, word_starts: torch.Tensor | None = None,
+                special_ids: Iterable[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt `input_ids` (B, T) for MLM; return (masked_input_ids, labels).
+
+    `special_mask` is True at special tokens and padding: they are never selected. Of the selected
+    tokens 80% become `mask_id`, 10% a random id from the vocabulary minus `special_ids`, 10% stay.
+    `labels` holds the original id at selected positions and -100 elsewhere. With `word_starts`
+    (B, T bool), whole words are selected: a word is a start token plus the continuation tokens after it.
+    """
+    if not 0.0 < mlm_probability < 1.0:
+        raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
+    if input_ids.shape != special_mask.shape:
+        raise ValueError(f"special_mask {tuple(special_mask.shape)} must match input_ids {tuple(input_ids.shape)}")
+    maskable = ~special_mask.bool()
+    if word_starts is None:
+        starts = maskable
+    else:
+        # A maskable token right after a special one starts a word even if it looks like a
+        # continuation (a truncated segment may begin mid-word).
+        prev_maskable = torch.nn.functional.pad(maskable[:, :-1], (1, 0), value=False)
+        starts = maskable & (word_starts.bool() | ~prev_maskable)
+    selected = _select_units(starts, maskable, mlm_probability, generator)
+    labels = torch.where(selected, input_ids, IGNORE_INDEX)
+    roll = torch.rand(input_ids.shape, generator=generator).to(input_ids.device)
+    to_mask = selected & (roll < 0.8)
+    to_random = selected & (roll >= 0.8) & (roll < 0.9)
+    allowed = torch.ones(vocab_size, dtype=torch.bool)
+    allowed[[i for i in special_ids if 0 <= i < vocab_size]] = False
+    pool = allowed.nonzero().squeeze(1)
+    picks = torch.randint(len(pool), input_ids.shape, generator=generator)
+    random_ids = pool[picks].to(device=input_ids.device, dtype=input_ids.dtype)
+    masked = torch.where(to_mask, torch.as_tensor(mask_id, dtype=input_ids.dtype), input_ids)
+    masked = torch.where(to_random, random_ids, masked)
+    return masked, labels
+
+
+def batch_seed(seed: int, epoch: int, indices: Sequence[int]) -> int:
+    """A 63-bit seed from (seed, epoch, the batch's sample indices): the same batch of the same
+    epoch gets the same mask after a resume, whatever process or worker builds it."""
+    digest = hashlib.blake2b(np.asarray([seed, epoch, *indices], dtype=np.int64).tobytes(),
+                             digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def _pad(rows: list[Any], length: int, value: int, dtype: torch.dtype) -> torch.Tensor:
+    out = torch.full((len(rows), length), value, dtype=dtype)
+    for i, row in enumerate(rows):
+        row = torch.as_tensor(row, dtype=dtype)
+        out[i, : len(row)] = row
+    return out
+
+
+class MLMCollator:
+    """Pad a list of `PretrainDataset` items into a batch and mask it (or pass static masks through).
+
+    Dynamic masks come from a generator seeded by `batch_seed(seed, epoch, indices)`, so a sample
+    gets a new pattern every epoch, and a resumed run re-creates exactly the masks it would have
+    seen. Call `set_epoch` before each epoch's DataLoader iterator is created (workers copy the
+    collator then). The collator holds only plain values, so it pickles into DataLoader workers.
+    """
+
+    def __init__(self, *, pad_id: int, mask_id: int, vocab_size: int, special_ids: Iterable[int],
+                 mlm_probability: float = 0.15, whole_word: bool = False, seed: int = 0,
+                 pad_to_multiple_of: int | None = None) -> None:
+        self.pad_id, self.mask_id, self.vocab_size = pad_id, mask_id, vocab_size
+        self.special_ids = sorted({int(i) for i in special_ids} | {pad_id})
+        self.mlm_probability, self.whole_word, self.seed = mlm_probability, whole_word, seed
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.epoch = 0
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest | str | Path, **changes: Any) -> MLMCollator:
+        """A collator with the special ids and masking settings a prepared corpus was made with."""
+        m = manifest if isinstance(manifest, Manifest) else Manifest.load(manifest)
+        settings = dict(pad_id=m.special_ids["pad"], mask_id=m.special_ids["mask"],
+                        vocab_size=m.vocab_size, special_ids=m.all_special_ids,
+                        mlm_probability=m.masking["mlm_probability"],
+                        whole_word=m.masking["whole_word"], seed=m.seed)
+        return cls(**(settings | changes))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        lengths = [len(item["input_ids"]) for item in items]
+        length = max(lengths)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = _pad([it["input_ids"] for it in items], length, self.pad_id, torch.long)
+        batch = {"input_ids": input_ids,
+                 "attention_mask": _pad([[1] * n for n in lengths], length, 0, torch.long)}
+        if "token_type_ids" in items[0]:
+            batch["token_type_ids"] = _pad([it["token_type_ids"] for it in items], length, 0, torch.long)
+        for key in ("next_sentence_label", "sentence_order_label"):
+            if key in items[0]:
+                batch[key] = torch.tensor([int(it[key]) for it in items], dtype=torch.long)
+        if "labels" in items[0]:  # static masking: corrupted at preparation time
+            batch["labels"] = _pad([it["labels"] for it in items], length, IGNORE_INDEX, torch.long)
+            return batch
+        batch["input_ids"], batch["labels"] = self._mask(items, input_ids, length)
+        return batch
+
+    def _mask(self, items: list[dict[str, Any]], input_ids: torch.Tensor,
+              length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if any("index" not in it for it in items):
+            raise KeyError("dynamic masking needs each item's 'index' (PretrainDataset provides it) "
+                           "to seed reproducible masks")
+        word_starts = None
+        if self.whole_word:
+            if "word_starts" not in items[0]:
+                raise KeyError("whole_word=True needs 'word_starts' in the items: prepare the corpus "
+                               "with whole_word=True")
+            word_starts = _pad([it["word_starts"] for it in items], length, 0, torch.bool)
+        generator = torch.Generator().manual_seed(
+            batch_seed(self.seed, self.epoch, [int(it["index"]) for it in items]))
+        special = torch.isin(input_ids, torch.tensor(self.special_ids))
+        special |= torch.arange(length)[None, :] >= torch.tensor(
+            [len(it["input_ids"]) for it in items])[:, None]
+        return mask_tokens(input_ids, special_mask=special, mask_id=self.mask_id,
+                           vocab_size=self.vocab_size, mlm_probability=self.mlm_probability,
+                           generator=generator, word_starts=word_starts,
+                           special_ids=self.special_ids)
