@@ -171,7 +171,7 @@ def test_resume_after_kill_is_exact(tmp_path):
     )
 
 
-def test_early_stopping_and_restore_best():
+def test_early_stopping_and_restore_best(tmp_path):
     data = make_data(16)
     scores = iter([0.5, 0.3, 0.4, 0.45, 0.2, 0.1])
     weights_at_eval = []
@@ -182,13 +182,21 @@ def test_early_stopping_and_restore_best():
         return {"val_loss": next(scores)}
 
     config = TrainConfig(
-        lr=0.01, epochs=10, batch_size=4, eval_every=1, early_stopping=2, restore_best=True, **QUIET
-    )
+        lr=0.01, epochs=10, batch_size=4, eval_every=1, early_stopping=2, restore_best=True, **QUIET,
+        checkpoint_dir=str(tmp_path),
+    )  # fmt: skip
     model = toy()
     history = fit(model, data, loss_fn, config, collate=collate, eval_fn=eval_fn)
     assert len(weights_at_eval) == 4  # best at eval 2, then two evaluations without improvement
     assert history.series("val_loss")[0] == [1, 2, 3, 4]
     torch.testing.assert_close(model.out.weight, weights_at_eval[1])
+    # resuming an early-stopped run trains no further and restores the best weights from disk
+    again = toy(seed=5)
+    assert (
+        fit(again, data, loss_fn, config, collate=collate, eval_fn=eval_fn).records
+        == history.records
+    )
+    torch.testing.assert_close(again.out.weight, weights_at_eval[1])
 
 
 def test_callback_can_stop():

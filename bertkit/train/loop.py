@@ -88,7 +88,8 @@ class TrainState:
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        keys = ("step", "epoch", "micro_batches", "best_metric", "bad_evals", "total_steps")
+        keys = ("step", "epoch", "micro_batches", "best_metric", "bad_evals", "should_stop")
+        keys += ("total_steps",)
         return {k: getattr(self, k) for k in keys} | {"history": self.history.records}
 
 
@@ -175,7 +176,7 @@ def fit(
     run = _setup(model, train_data, loss_fn, config, collate, lengths, eval_fn, callbacks, device)
     state = run.state
     try:
-        while not _finished(state):
+        while not (_finished(state) or state.should_stop):
             run.sampler.set_epoch(state.epoch)
             run.sampler.skip(state.micro_batches)
             _train_epoch(run)
@@ -248,6 +249,7 @@ def _maybe_resume(model, optimizer, scheduler, state: TrainState) -> None:
     state.step, state.epoch = saved["step"], saved["epoch"]
     state.micro_batches = saved["micro_batches"]
     state.best_metric, state.bad_evals = saved["best_metric"], saved["bad_evals"]
+    state.should_stop = saved["should_stop"]  # an early-stopped run stays stopped
     state.history.records = saved["history"]
     best = Path(config.checkpoint_dir) / "best" / "model.safetensors"
     if config.restore_best and best.is_file():
