@@ -3,10 +3,13 @@
 from .config import EncoderConfig, UnsupportedModelError, preset
 from .hub import ModelNotFoundError
 from .model import BertkitModel, CheckpointError, ModelOutput, build, load_model, save_model
+from .tokenizer import Tokenizer
+from .api import get_learner, get_predictor, load_predictor, text  # noqa: E402 — after .model, which .api uses
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BertkitModel", "CheckpointError", "EncoderConfig", "ModelNotFoundError", "ModelOutput",
-    "UnsupportedModelError", "build", "load_model", "preset", "save_model",
+    "Tokenizer", "UnsupportedModelError", "build", "load_model", "preset", "save_model",
+    "get_learner", "get_predictor", "load_predictor", "text",
 ]
