@@ -28,7 +28,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
     )  # fmt: skip
     torch.set_num_threads(1)
-    assert init_distributed() and world_size() == world and is_main() == (rank == 0)
+    assert init_distributed(backend="gloo") and world_size() == world and is_main() == (rank == 0)
     assert all_reduce_mean(float(rank)).item() == 0.5
     writes = []
     original = checkpoint_module.atomic_dir
@@ -40,7 +40,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     checkpoint_module.atomic_dir = counting_atomic_dir
     model = toy()
     config = TrainConfig(**BASE, checkpoint_dir=os.path.join(out, "ckpt"))
-    history = fit(model, DATA, loss_fn, config, collate=collate, lengths=lengths(DATA))
+    history = fit(
+        model, DATA, loss_fn, config, collate=collate, lengths=lengths(DATA), device="cpu"
+    )
     # micro-batches of 2 with accumulation: exercises DDP's no_sync on the first micro-step
     accum_history = fit(
         toy(),

@@ -8,10 +8,11 @@ import torch
 import torch.distributed as dist
 
 
-def init_distributed() -> bool:
+def init_distributed(backend: str | None = None) -> bool:
     """Join the process group described by torchrun's env vars (RANK, WORLD_SIZE, LOCAL_RANK).
 
-    Uses NCCL when CUDA is available (and pins this process to cuda:LOCAL_RANK), gloo otherwise.
+    Default backend: NCCL when CUDA is available (and this process is pinned to cuda:LOCAL_RANK),
+    gloo otherwise; pass backend="gloo" to train on CPUs of a machine that also has a GPU.
     Returns True when running distributed; without WORLD_SIZE > 1 it does nothing and returns False.
     Calling it again after the group exists is a no-op.
     """
@@ -19,7 +20,7 @@ def init_distributed() -> bool:
         return True
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend)
