@@ -72,7 +72,9 @@ class Tokenizer:
         for name in SPECIAL_NAMES:
             token = given[name] or next((t for t in _CANDIDATES[name] if t in vocab), None)
             setattr(self, f"{name}_token", token)
-        _register_specials(self.backend, [getattr(self, f"{n}_token") for n in SPECIAL_NAMES])
+        _register_specials(
+            self.backend, [getattr(self, f"{n}_token") for n in SPECIAL_NAMES], self.mask_token
+        )
         for name in SPECIAL_NAMES:
             token = getattr(self, f"{name}_token")
             setattr(self, f"{name}_id", None if token is None else self.backend.token_to_id(token))
@@ -197,6 +199,8 @@ class Tokenizer:
                 raise ValueError(
                     f"Got {len(batch)} texts but {len(pairs)} pairs; pass one pair per text."
                 )
+        if return_tensors not in (None, "pt"):
+            raise ValueError(f"return_tensors must be None or 'pt', got {return_tensors!r}.")
         strategy, limit = self._truncation(truncation, padding, max_length, pairs is not None)
         encodings = self._encode(batch, pairs, strategy, limit, stride)
         rows: list[Encoding] = []
@@ -205,12 +209,18 @@ class Tokenizer:
             windows = [encoding, *encoding.overflowing] if return_overflowing else [encoding]
             rows.extend(windows)
             sample.extend([index] * len(windows))
-        extras = dict(
+        wanted = dict(
             offsets=return_offsets,
             word_ids=return_word_ids,
             special_tokens_mask=return_special_tokens_mask,
         )
-        out = {key: [_field(row, key) for row in rows] for key in _keys(extras)}
+        keys = [
+            "input_ids",
+            "attention_mask",
+            "token_type_ids",
+            *[k for k, v in wanted.items() if v],
+        ]
+        out = {key: [_FIELDS[key](row) for row in rows] for key in keys}
         if return_overflowing:
             out["overflow_to_sample"] = sample
         if padding:
@@ -222,8 +232,6 @@ class Tokenizer:
             self._pad(out, length)
         if return_tensors == "pt":
             return _to_tensors(out)
-        if return_tensors is not None:
-            raise ValueError(f"return_tensors must be None or 'pt', got {return_tensors!r}.")
         if single and not return_overflowing:
             return {key: value[0] for key, value in out.items()}
         return out
@@ -279,14 +287,7 @@ class Tokenizer:
             raise ValueError(
                 "This tokenizer has no pad token; pass pad_token=... when building it."
             )
-        fill = dict(
-            input_ids=self.pad_id,
-            attention_mask=0,
-            token_type_ids=0,
-            offsets=(0, 0),
-            word_ids=None,
-            special_tokens_mask=1,
-        )
+        fill = {**_PAD_FILL, "input_ids": self.pad_id}
         for key, rows in out.items():
             if key in fill:
                 out[key] = [row + [fill[key]] * (length - len(row)) for row in rows]
@@ -328,21 +329,22 @@ class Tokenizer:
 
 
 # --------------------------------------------------------------------------------- encodings
-def _keys(extras: dict[str, bool]) -> list[str]:
-    return [
-        "input_ids",
-        "attention_mask",
-        "token_type_ids",
-        *[key for key, wanted in extras.items() if wanted],
-    ]
-
-
-def _field(encoding: Encoding, key: str) -> list:
-    if key == "input_ids":
-        return encoding.ids
-    if key == "token_type_ids":
-        return encoding.type_ids
-    return list(getattr(encoding, key))
+_FIELDS = {
+    "input_ids": lambda e: e.ids,
+    "attention_mask": lambda e: e.attention_mask,
+    "token_type_ids": lambda e: e.type_ids,
+    "offsets": lambda e: e.offsets,
+    "word_ids": lambda e: e.word_ids,
+    "special_tokens_mask": lambda e: e.special_tokens_mask,
+}
+# What padding positions hold; the pad id itself comes from the tokenizer.
+_PAD_FILL = {
+    "attention_mask": 0,
+    "token_type_ids": 0,
+    "offsets": (0, 0),
+    "word_ids": None,
+    "special_tokens_mask": 1,
+}
 
 
 def _to_tensors(out: dict[str, list]) -> dict[str, Any]:
@@ -373,13 +375,13 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def _register_specials(backend: Backend, tokens: list[str | None]) -> None:
+def _register_specials(backend: Backend, tokens: list[str | None], mask: str | None) -> None:
     """Make sure special tokens are never split, marking them special as transformers does."""
     known = {t.content for t in backend.get_added_tokens_decoder().values()}
-    # The reference tokenizers let <mask>/[MASK] absorb the space before them ("a <mask>").
+    # RoBERTa's and ALBERT's released tokenizers let the mask absorb the space before it ("a <mask>").
     lstrip = not isinstance(backend.model, WordPiece)
     new = [
-        AddedToken(t, special=True, normalized=False, lstrip=lstrip and "mask" in t.lower())
+        AddedToken(t, special=True, normalized=False, lstrip=lstrip and t == mask)
         for t in tokens
         if t is not None and t not in known
     ]
@@ -403,11 +405,8 @@ def _special(config: dict[str, Any], name: str, default: str) -> str:
 
 def _wordpiece(folder: Path, config: dict[str, Any], lower: bool) -> Backend:
     """BERT: BertNormalizer, BertPreTokenizer, WordPiece with "##", [CLS] A [SEP] B [SEP]."""
-    unk, cls, sep = (
-        _special(config, "unk", "[UNK]"),
-        _special(config, "cls", "[CLS]"),
-        _special(config, "sep", "[SEP]"),
-    )
+    unk = _special(config, "unk", "[UNK]")
+    cls, sep = _special(config, "cls", "[CLS]"), _special(config, "sep", "[SEP]")
     vocab = WordPiece.read_file(str(folder / "vocab.txt"))
     backend = Backend(WordPiece(vocab, unk_token=unk, max_input_chars_per_word=100))
     backend.normalizer = normalizers.BertNormalizer(

@@ -374,6 +374,8 @@ def test_bad_arguments_raise_clear_errors(minilm):
         minilm(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="max_length"):
         minilm(["a long question here"], ["context"], max_length=4, truncation="only_second")
+    with pytest.raises(ValueError, match="return_tensors"):
+        minilm(["a"], return_tensors="np")
     with pytest.raises(ValueError, match="padding=True"):
         minilm(["a", "a b c"], return_tensors="pt")
 
