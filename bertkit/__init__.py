@@ -1,10 +1,10 @@
 """bertkit: the BERT family of text encoders (BERT, RoBERTa, DistilBERT, ALBERT), end to end."""
 
+from .api import get_learner, get_predictor, load_predictor, text
 from .config import EncoderConfig, UnsupportedModelError, preset
 from .hub import ModelNotFoundError
 from .model import BertkitModel, CheckpointError, ModelOutput, build, load_model, save_model
 from .tokenizer import Tokenizer
-from .api import get_learner, get_predictor, load_predictor, text  # noqa: E402 — after .model, which .api uses
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,1 @@
+"""Tasks: featurisation, losses, inference post-processing and metrics, one module per task."""
