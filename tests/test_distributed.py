@@ -50,6 +50,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         loss_fn,
         TrainConfig(**{**BASE, "batch_size": 2}, grad_accum=2),
         collate=collate,
+        device="cpu",
     )
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"writes": writes, "records": history.records, "accum": accum_history.records}, f)
@@ -68,6 +69,7 @@ def test_two_process_ddp_matches_grad_accum(tmp_path):
         TrainConfig(**BASE, grad_accum=2),
         collate=collate,
         lengths=lengths(DATA),
+        device="cpu",
     )
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     ddp_losses = [r["loss"] for r in ranks[0]["records"]]
@@ -87,6 +89,7 @@ def test_two_process_ddp_matches_grad_accum(tmp_path):
         loss_fn,
         TrainConfig(**{**BASE, "batch_size": 2}, grad_accum=4),
         collate=collate,
+        device="cpu",
     )
     torch.testing.assert_close(
         [r["loss"] for r in ranks[0]["accum"]],
