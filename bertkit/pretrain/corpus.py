@@ -316,6 +316,20 @@ def _sample_groups(docs: list[_Doc], fmt: str, sp: _Specials, max_length: int,
         yield index, [_pair_sample(p, sp) for p in pairs]
 
 
+def _round_samples(docs: list[_Doc], fmt: str, tokenizer: Tokenizer, max_length: int,
+                   short_seq_prob: float, seed: int, dupe_round: int,
+                   static_probability: float | None) -> Iterator[Sample]:
+    """One dupe round's samples, masked group by group when `static_probability` is set."""
+    sp = _Specials(tokenizer.cls_id, tokenizer.sep_id, tokenizer.cls_token == "<s>")
+    groups = _sample_groups(docs, fmt, sp, max_length, short_seq_prob, seed, dupe_round)
+    for key, samples in groups:
+        if samples and static_probability is not None:
+            _static_mask(samples, batch_seed(seed, dupe_round, [key, -1]),
+                         sorted(tokenizer.special_ids), tokenizer.mask_id, tokenizer.vocab_size,
+                         static_probability)
+        yield from samples
+
+
 def _check_args(fmt: str, max_length: int, masking: str, dupe_factor: int, workers: int) -> None:
     if fmt not in ("nsp", "sop", "full_sentences"):
         raise ValueError(f"format must be 'nsp', 'sop' or 'full_sentences', got {fmt!r}")
@@ -361,18 +375,15 @@ def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_
     docs = _tokenize_all(files, Path(tokenizer_dir), doc_separator, whole_word, workers, show_progress)
     if format != "full_sentences" and len(docs) < 2:
         raise ValueError(f"{format} needs at least 2 documents, found {len(docs)} in {len(files)} files")
-    sp = _Specials(tokenizer.cls_id, tokenizer.sep_id, tokenizer.cls_token == "<s>")
     special_ids = sorted(tokenizer.special_ids)
     id_dtype = "uint16" if tokenizer.vocab_size <= 65536 else "int32"
     writer = ShardWriter(out, id_dtype, samples_per_shard)
+    # Packing is deterministic, so without static masks extra rounds would only repeat samples.
     rounds = dupe_factor if format != "full_sentences" or masking == "static" else 1
     for dupe_round in tqdm(range(rounds), desc="sampling", disable=not show_progress):
-        for key, samples in _sample_groups(docs, format, sp, max_length, short_seq_prob, seed, dupe_round):
-            if samples and masking == "static":
-                _static_mask(samples, batch_seed(seed, dupe_round, [key, -1]), special_ids,
-                             tokenizer.mask_id, tokenizer.vocab_size, mlm_probability)
-            for sample in samples:
-                writer.add(sample)
+        for sample in _round_samples(docs, format, tokenizer, max_length, short_seq_prob, seed,
+                                     dupe_round, mlm_probability if masking == "static" else None):
+            writer.add(sample)
     shards = writer.close()
     for name in TOKENIZER_FILES:
         if (Path(tokenizer_dir) / name).is_file():
@@ -388,7 +399,7 @@ def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_
         num_tokens=sum(s["num_tokens"] for s in shards), num_documents=len(docs),
         num_files=len(files), short_seq_prob=short_seq_prob, doc_separator=doc_separator,
         shards=shards)
-    manifest.save(out)
+    manifest.save(out)  # last: its presence marks a complete folder
     return manifest
 
 
