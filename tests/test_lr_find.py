@@ -19,7 +19,7 @@ def test_lr_find_suggests_sane_lr_and_restores_state(tmp_path):
     )
     assert torch.equal(torch.rand(3), expected_next)  # RNG restored
     for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k]), k
+        assert torch.equal(v.cpu(), before[k]), k
     assert 5 < len(result.lrs) <= 100
     assert result.lrs == sorted(result.lrs) and result.lrs[0] == 1e-7
     assert result.suggestion is not None and 1e-4 <= result.suggestion <= 1.0
