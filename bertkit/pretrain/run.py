@@ -1,0 +1,327 @@
+"""`pretrain`: MLM (+ NSP/SOP) pre-training on prepared shards, in phases, with the one training loop.
+
+Output folder: `model/` (Hugging Face layout + tokenizer, loads for fine-tuning and in
+transformers), `metrics.jsonl`, `pretraining.png` and `checkpoints/phase-N/step-*` for resuming.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from bertkit.config import PRESETS, EncoderConfig, preset
+from bertkit.io import atomic_dir, atomic_write_bytes, atomic_write_text
+from bertkit.model import BertkitModel, build, load_model
+from bertkit.model.checkpoint import write_model_files
+from bertkit.pretrain.masking import MLMCollator
+from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
+from bertkit.pretrain.shards import Manifest, PretrainDataset
+from bertkit.train import TrainConfig, TrainState, distributed, fit, set_seed
+
+FAMILY_PRESETS = {"bert": "bert-base-uncased", "distilbert": "distilbert-base-uncased",
+                  "roberta": "roberta-base", "albert": "albert-base-v2"}
+PLOT_KEYS = ("mlm_loss", "mlm_accuracy", "perplexity", "nsp_accuracy", "sop_accuracy")
+
+
+@dataclass
+class _Phase:
+    data: PretrainDataset
+    steps: int | None  # optimizer steps; None: `epochs` passes over the data
+    offset: int  # global step at which this phase starts
+
+
+# ----------------------------------------------------------------------------- model
+def _sized(config: EncoderConfig, layers: int | None, hidden: int | None, heads: int | None,
+           intermediate: int | None) -> EncoderConfig:
+    changes: dict[str, Any] = {}
+    if hidden is not None:
+        changes |= dict(hidden_size=hidden, intermediate_size=4 * hidden)
+        if config.family != "albert":
+            changes["embedding_size"] = hidden
+        if heads is None and hidden % config.num_heads:
+            changes["num_heads"] = max(1, hidden // 64)
+    for key, value in (("num_layers", layers), ("num_heads", heads), ("intermediate_size", intermediate)):
+        if value is not None:
+            changes[key] = value
+    return config.replace(**changes)
+
+
+def _new_config(model: str | dict | EncoderConfig | None, manifest: Manifest, max_length: int) -> EncoderConfig:
+    if isinstance(model, EncoderConfig):
+        config = model
+    elif isinstance(model, dict):
+        config = EncoderConfig(**{"family": manifest.family, **model})
+    else:
+        config = preset(model or FAMILY_PRESETS.get(manifest.family, "bert-base-uncased"))
+    if config.family == "albert" and not config.share_layers:
+        raise ValueError("an ALBERT config needs share_layers=True (ALBERT checkpoints hold one shared layer)")
+    pad = manifest.special_ids["pad"]
+    offset = pad + 1 if config.family == "roberta" else 0
+    return config.replace(vocab_size=manifest.vocab_size, pad_token_id=pad, position_offset=offset,
+                          max_positions=max(config.max_positions, max_length + offset))
+
+
+def build_pretraining_model(model: str | dict | EncoderConfig | None, manifest: Manifest, *,
+                            max_length: int, layers: int | None = None, hidden: int | None = None,
+                            heads: int | None = None, intermediate: int | None = None) -> BertkitModel:
+    """A model with the pre-training head the data calls for: MLM + NSP/SOP for nsp/sop shards of a
+    BERT/ALBERT model, MLM alone otherwise. `model` is a preset name, config (dict or
+    EncoderConfig), None (the base preset of the tokenizer's family) or an existing checkpoint
+    (continued pre-training: its missing MLM head is initialised, tied to its embeddings)."""
+    pair = manifest.pair_label is not None
+    is_checkpoint = isinstance(model, (str, Path)) and str(model).split("/")[-1].lower() not in PRESETS
+    if is_checkpoint:
+        loaded = load_model(model, head="mlm")  # only to read the family
+        head = "pretraining" if pair and loaded.config.family in ("bert", "albert") else "mlm"
+        result = load_model(model, head=head) if head != "mlm" else loaded
+        if manifest.vocab_size > result.config.vocab_size:
+            raise ValueError(
+                f"the corpus was tokenised with {manifest.vocab_size} ids but {model} has "
+                f"{result.config.vocab_size}: prepare the corpus with the checkpoint's own tokenizer")
+        if any(v is not None for v in (layers, hidden, heads, intermediate)):
+            raise ValueError("layers/hidden/heads/intermediate cannot change an existing checkpoint")
+        return result.train()
+    config = _sized(_new_config(model, manifest, max_length), layers, hidden, heads, intermediate)  # type: ignore[arg-type]
+    head = "pretraining" if pair and config.family in ("bert", "albert") else "mlm"
+    return build(config, head=head)
+
+
+# ----------------------------------------------------------------------------- callbacks
+class TimeBudget:
+    """Stop training cleanly once `minutes` have passed since construction (all ranks agree)."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
+        self.expired = False
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.deadline is None:
+            return
+        # rank 0's clock decides; a rank stopping alone would hang the others in all-reduce
+        late = float(time.monotonic() >= self.deadline and distributed.is_main())
+        if distributed.all_reduce_mean(late).item() > 0:
+            self.expired = state.should_stop = True
+
+
+class MaskEpoch:
+    """Keep the collator's epoch (which seeds dynamic masks) in step with the loop's epoch."""
+
+    def __init__(self, collator: MLMCollator, epoch_batches: int) -> None:
+        self.collator, self.epoch_batches = collator, epoch_batches
+
+    def sync(self, epoch: int, micro_batches: int) -> None:
+        self.collator.set_epoch(epoch + (1 if micro_batches >= self.epoch_batches else 0))
+
+    def on_step_end(self, state: TrainState) -> None:
+        self.sync(state.epoch, state.micro_batches)
+
+
+class MetricsLog:
+    """Rank 0 writes every history record, phase-tagged, to `metrics.jsonl` as it appears."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.done, self.current, self.phase = path, [], [], (1, 0)
+
+    def start_phase(self, number: int, offset: int) -> None:
+        self.done += self.current
+        self.current, self.phase = [], (number, offset)
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.done + self.current
+
+    def update(self, records: list[dict[str, Any]]) -> None:
+        """Rewrite the file when there are new records (a resumed run restores its old ones)."""
+        if distributed.is_main() and len(records) != len(self.current):
+            number, offset = self.phase
+            self.current = [_tagged(r, number, offset) for r in records]
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records()))
+
+    def on_step_end(self, state: TrainState) -> None:
+        self.update(state.history.records)
+
+
+def _tagged(record: dict[str, Any], phase: int, offset: int) -> dict[str, Any]:
+    out = {"phase": phase, "global_step": offset + record["step"], **record}
+    if "mlm_loss" in record:
+        out["perplexity"] = math.exp(min(record["mlm_loss"], 50.0))
+    return out
+
+
+# ----------------------------------------------------------------------------- outputs
+def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (train and held-out) vs global step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in PLOT_KEYS if any(k in r or f"val_{k}" in r for r in records)]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4.2 * max(1, len(keys)), 3.2), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        for name, label in ((key, "train"), (f"val_{key}", "held-out")):
+            points = [(r["global_step"], r[name]) for r in records if name in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o" if len(points) < 30 else None, label=label)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("step")
+        ax.legend()
+    if "perplexity" in keys:
+        axes.flat[keys.index("perplexity")].set_yscale("log")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def save_pretrained(model: BertkitModel, tokenizer_dir: Path, folder: Path) -> Path:
+    """config.json + model.safetensors (HF layout, with the MLM/NSP head) + the tokenizer files."""
+    with atomic_dir(folder) as tmp:
+        write_model_files(model, tmp)
+        for file in sorted(tokenizer_dir.iterdir()):
+            if file.is_file():
+                shutil.copyfile(file, tmp / file.name)
+    return folder
+
+
+# ----------------------------------------------------------------------------- the run
+def _phases(data_dir: str | Path | None, phases: Sequence[tuple[str | Path, float]] | None,
+            max_steps: int | None) -> list[_Phase]:
+    if (data_dir is None) == (phases is None):
+        raise ValueError("give either data_dir (one prepared corpus) or phases [(dir, fraction), ...]")
+    plan = [(data_dir, 1.0)] if phases is None else [(d, float(f)) for d, f in phases]
+    if len(plan) > 1 and max_steps is None:
+        raise ValueError("a multi-phase run needs max_steps: each phase gets its fraction of them")
+    if any(f <= 0 for _, f in plan):
+        raise ValueError(f"phase fractions must be positive, got {[f for _, f in plan]}")
+    total_fraction, out, offset = sum(f for _, f in plan), [], 0
+    for i, (folder, fraction) in enumerate(plan):
+        steps = None
+        if max_steps is not None:
+            last = i == len(plan) - 1
+            steps = max_steps - offset if last else max(1, round(max_steps * fraction / total_fraction))
+        out.append(_Phase(PretrainDataset(folder), steps, offset))
+        offset += steps or 0
+    first = out[0].data.manifest
+    for phase in out[1:]:
+        m = phase.data.manifest
+        if (m.vocab_size, m.format) != (first.vocab_size, first.format):
+            raise ValueError(f"phase data {phase.data.folder} has vocab {m.vocab_size}/{m.format}, "
+                             f"the first phase {first.vocab_size}/{first.format}: prepare all "
+                             "phases with the same tokenizer and format")
+    return out
+
+
+def _auto_bf16(bf16: bool | None) -> bool:
+    if bf16 is not None:
+        return bf16
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _saved_position(checkpoints: Path) -> tuple[int, int]:
+    """(epoch, micro_batches) of the newest checkpoint in `checkpoints`, (0, 0) when none."""
+    from bertkit.train import latest_checkpoint
+
+    latest = latest_checkpoint(checkpoints)
+    if latest is None:
+        return 0, 0
+    saved = json.loads((latest / "state.json").read_text())
+    return saved["epoch"], saved["micro_batches"]
+
+
+def pretrain(
+    data_dir: str | Path | None,
+    out_dir: str | Path,
+    *,
+    phases: Sequence[tuple[str | Path, float]] | None = None,
+    model: str | dict | EncoderConfig | None = None,
+    layers: int | None = None,
+    hidden: int | None = None,
+    heads: int | None = None,
+    intermediate: int | None = None,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    grad_accum: int = 1,
+    optimizer: Literal["adamw", "lamb"] = "adamw",
+    weight_decay: float = 0.01,
+    warmup: float = 0.01,
+    max_steps: int | None = None,
+    epochs: int = 1,
+    max_minutes: float | None = None,
+    bf16: bool | None = None,
+    eval_data: str | Path | None = None,
+    eval_every: int | None = None,
+    checkpoint_every: int | None = 1000,
+    keep_checkpoints: int = 2,
+    resume: bool = True,
+    seed: int = 42,
+    log_every: int = 10,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+    device: str | torch.device | None = None,
+) -> Path:
+    """Pre-train with masked-LM (+ NSP/SOP) on prepared shards; return `out_dir/model`.
+
+    `data_dir` is a folder made by `prepare_corpus`; or `phases=[(dir_128, 0.9), (dir_512, 0.1)]`
+    runs BERT's two-phase schedule, each phase with its own warmup and linear decay over its share
+    of `max_steps`. `batch_size` is per process and micro-batch; the effective batch is
+    batch_size × grad_accum × world size. `max_minutes` stops cleanly at a time budget (the LR
+    schedule still follows `max_steps`) and saves. `resume` continues from the newest checkpoint
+    in `out_dir/checkpoints` (any world size). Launched by `torchrun`, it trains with DDP, each
+    rank on its share of the batches, and only rank 0 writes. `bf16=None` uses bf16 autocast
+    where the GPU supports it.
+    """
+    initialised_here = not distributed.is_distributed() and distributed.init_distributed()
+    out = Path(out_dir)
+    plan = _phases(data_dir, phases, max_steps)
+    manifest = plan[0].data.manifest
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    distributed.barrier()
+    set_seed(seed)  # the same initial weights on every rank and every run
+    longest = max(p.data.manifest.max_length for p in plan)
+    net = build_pretraining_model(model, manifest, max_length=longest, layers=layers, hidden=hidden,
+                                  heads=heads, intermediate=intermediate)
+    evaluator = None
+    if eval_data is not None:
+        held_out = PretrainDataset(eval_data)
+        evaluator = lambda m: {f"val_{k}": v for k, v in evaluate_pretraining(m, held_out, seed=seed).items()}  # noqa: E731
+    budget, log = TimeBudget(max_minutes), MetricsLog(out / "metrics.jsonl")
+    for number, phase in enumerate(plan, start=1):
+        log.start_phase(number, phase.offset)
+        config = TrainConfig(
+            lr=lr, epochs=epochs, max_steps=phase.steps, batch_size=batch_size, grad_accum=grad_accum,
+            weight_decay=weight_decay, warmup=warmup, optimizer=optimizer, bf16=_auto_bf16(bf16),
+            eval_every=eval_every, checkpoint_dir=str(out / "checkpoints" / f"phase-{number}"),
+            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
+            seed=seed, log_every=log_every, progress=progress)
+        collator = MLMCollator.from_manifest(phase.data.manifest, seed=seed)
+        epoch_sync = MaskEpoch(collator, -(-len(phase.data) // batch_size))
+        epoch_sync.sync(*(_saved_position(Path(config.checkpoint_dir)) if resume else (0, 0)))
+        history = fit(net, phase.data, pretraining_loss, config, collate=collator,
+                      lengths=phase.data.lengths, eval_fn=evaluator,
+                      callbacks=[epoch_sync, budget, log, *callbacks], device=device)
+        log.update(history.records)  # a phase finished before a resume runs no step
+        if budget.expired:
+            break
+    model_dir = out / "model"
+    if distributed.is_main():
+        net.cpu()
+        save_pretrained(net, phase.data.folder / manifest.tokenizer_dir, model_dir)
+        if log.records():
+            plot_metrics(log.records(), out / "pretraining.png")
+    distributed.barrier()
+    if initialised_here:
+        torch.distributed.destroy_process_group()
+    return model_dir
