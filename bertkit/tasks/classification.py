@@ -137,7 +137,8 @@ def encode_labels(labels: Sequence[Any], settings: TaskSettings) -> list[Any]:
 
     def class_index(value: Any, row: int) -> int:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, int, np.integer)):
-            raise ValueError(f"label {row} is {value!r}; use a class name or a class index")
+            hint = " (label lists are for task='multilabel')" if isinstance(value, (list, tuple)) else ""
+            raise ValueError(f"label {row} is {value!r}; use a class name or a class index{hint}")
         if isinstance(value, str):
             if value not in index:
                 raise ValueError(f"label {row} is {value!r}, which is not one of the classes {names}")
