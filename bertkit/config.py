@@ -47,7 +47,7 @@ class EncoderConfig:
     pad_token_id: int = 0
     position_offset: int = 0  # RoBERTa counts positions from pad_token_id + 1
     layer_norm_eps: float = 1e-12
-    share_layers: bool = False  # ALBERT: one layer's weights applied num_layers times
+    share_layers: bool | None = None  # ALBERT: one layer's weights applied num_layers times; None: by family
     labels: list[str] = field(default_factory=list)  # class names of a task head, if any
 
     def __post_init__(self) -> None:
@@ -57,6 +57,20 @@ class EncoderConfig:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.embedding_size is None:
             self.embedding_size = self.hidden_size
+        if self.share_layers is None:
+            self.share_layers = self.family == "albert"
+        # Hugging Face layouts can hold only these combinations, so only they can be saved and loaded.
+        if self.share_layers != (self.family == "albert"):
+            raise ValueError(
+                f"share_layers={self.share_layers} with family={self.family!r}: ALBERT shares one layer's "
+                "weights across the stack and the other families never do. Use family='albert' for "
+                "shared layers, or another family for separate ones."
+            )
+        if self.embedding_size != self.hidden_size and self.family != "albert":
+            raise ValueError(
+                f"embedding_size {self.embedding_size} differs from hidden_size {self.hidden_size}: only "
+                "ALBERT factorises its embeddings; use family='albert' or leave embedding_size unset."
+            )
 
     @property
     def head_dim(self) -> int:

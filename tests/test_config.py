@@ -52,3 +52,14 @@ def test_bad_configs_are_clear():
         EncoderConfig.from_hf({"model_type": "bert", "vocab_size": 10, "position_embedding_type": "relative_key"})
     with pytest.raises(UnsupportedModelError, match="num_hidden_groups=2"):
         EncoderConfig.from_hf({"model_type": "albert", "vocab_size": 10, "num_hidden_groups": 2})
+
+
+def test_only_albert_shares_layers_and_factorises_embeddings():
+    assert EncoderConfig(family="albert", embedding_size=16, hidden_size=32, num_heads=4).share_layers
+    assert not EncoderConfig(family="bert").share_layers
+    with pytest.raises(ValueError, match="ALBERT shares one layer"):
+        EncoderConfig(family="albert", share_layers=False)
+    with pytest.raises(ValueError, match="ALBERT shares one layer"):
+        EncoderConfig(family="bert", share_layers=True)
+    with pytest.raises(ValueError, match="only ALBERT factorises"):
+        EncoderConfig(family="roberta", embedding_size=128)

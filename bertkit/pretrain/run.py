@@ -62,8 +62,6 @@ def _new_config(model: str | dict | EncoderConfig | None, manifest: Manifest, ma
         config = EncoderConfig(**{"family": manifest.family, **model})
     else:
         config = preset(model or FAMILY_PRESETS.get(manifest.family, "bert-base-uncased"))
-    if config.family == "albert" and not config.share_layers:
-        raise ValueError("an ALBERT config needs share_layers=True (ALBERT checkpoints hold one shared layer)")
     pad = manifest.special_ids["pad"]
     offset = pad + 1 if config.family == "roberta" else 0
     return config.replace(vocab_size=manifest.vocab_size, pad_token_id=pad, position_offset=offset,
@@ -110,19 +108,6 @@ class TimeBudget:
         late = float(time.monotonic() >= self.deadline and distributed.is_main())
         if distributed.all_reduce_mean(late).item() > 0:
             self.expired = state.should_stop = True
-
-
-class MaskEpoch:
-    """Keep the collator's epoch (which seeds dynamic masks) in step with the loop's epoch."""
-
-    def __init__(self, collator: MLMCollator, epoch_batches: int) -> None:
-        self.collator, self.epoch_batches = collator, epoch_batches
-
-    def sync(self, epoch: int, micro_batches: int) -> None:
-        self.collator.set_epoch(epoch + (1 if micro_batches >= self.epoch_batches else 0))
-
-    def on_step_end(self, state: TrainState) -> None:
-        self.sync(state.epoch, state.micro_batches)
 
 
 class MetricsLog:
@@ -227,17 +212,6 @@ def _auto_bf16(bf16: bool | None) -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def _saved_position(checkpoints: Path) -> tuple[int, int]:
-    """(epoch, micro_batches) of the newest checkpoint in `checkpoints`, (0, 0) when none."""
-    from bertkit.train import latest_checkpoint
-
-    latest = latest_checkpoint(checkpoints)
-    if latest is None:
-        return 0, 0
-    saved = json.loads((latest / "state.json").read_text())
-    return saved["epoch"], saved["micro_batches"]
-
-
 def pretrain(
     data_dir: str | Path | None,
     out_dir: str | Path,
@@ -306,12 +280,10 @@ def pretrain(
             eval_every=eval_every, checkpoint_dir=str(out / "checkpoints" / f"phase-{number}"),
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
             seed=seed, log_every=log_every, progress=progress)
-        collator = MLMCollator.from_manifest(phase.data.manifest, seed=seed)
-        epoch_sync = MaskEpoch(collator, -(-len(phase.data) // batch_size))
-        epoch_sync.sync(*(_saved_position(Path(config.checkpoint_dir)) if resume else (0, 0)))
+        collator = MLMCollator.from_manifest(phase.data.manifest, seed=seed)  # fit sets its epoch
         history = fit(net, phase.data, pretraining_loss, config, collate=collator,
                       lengths=phase.data.lengths, eval_fn=evaluator,
-                      callbacks=[epoch_sync, budget, log, *callbacks], device=device)
+                      callbacks=[budget, log, *callbacks], device=device)
         log.update(history.records)  # a phase finished before a resume runs no step
         if budget.expired:
             break

@@ -179,6 +179,8 @@ def fit(
         while not (_finished(state) or state.should_stop):
             run.sampler.set_epoch(state.epoch)
             run.sampler.skip(state.micro_batches)
+            if hasattr(run.collate, "set_epoch"):  # e.g. dynamic MLM masks seeded by epoch
+                run.collate.set_epoch(state.epoch)
             _train_epoch(run)
             if state.should_stop or _finished(state):
                 break
@@ -329,14 +331,22 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
     if run.eval_fn is not None and (due_eval or (epoch_done and not config.eval_every)):
         _evaluate(run)
     due_ckpt = config.checkpoint_every and state.step % config.checkpoint_every == 0
-    if config.checkpoint_dir and (due_ckpt or epoch_done or _finished(state) or state.should_stop):
-        save_checkpoint(
-            config.checkpoint_dir, model=run.model, optimizer=run.optimizer,
-            scheduler=run.scheduler, state=state.to_json(), keep=config.keep_checkpoints,
-        )  # fmt: skip
+    saved = due_ckpt or epoch_done or _finished(state) or state.should_stop
+    if saved:
+        _checkpoint(run)
     _call(run.callbacks, "on_step_end", state)
     if epoch_done:
         _call(run.callbacks, "on_epoch_end", state)
+    if state.should_stop and not saved:
+        _checkpoint(run)  # a callback stopped the run (e.g. a time budget): keep this step
+
+
+def _checkpoint(run: _Run) -> None:
+    if run.config.checkpoint_dir:
+        save_checkpoint(
+            run.config.checkpoint_dir, model=run.model, optimizer=run.optimizer,
+            scheduler=run.scheduler, state=run.state.to_json(), keep=run.config.keep_checkpoints,
+        )  # fmt: skip
 
 
 def _log(run: _Run) -> None:
