@@ -8,8 +8,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from bertkit import CheckpointError, EncoderConfig, ModelNotFoundError, UnsupportedModelError, build, load_model
-from bertkit import hub
+from bertkit import (
+    CheckpointError,
+    EncoderConfig,
+    ModelNotFoundError,
+    UnsupportedModelError,
+    build,
+    hub,
+    load_model,
+)
 
 TINY = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=24, max_positions=32)
 
