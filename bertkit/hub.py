@@ -68,16 +68,23 @@ def _download(repo_id: str) -> Path:
         from huggingface_hub import snapshot_download
     except ImportError as error:  # pragma: no cover - huggingface_hub is a dependency
         raise ModelNotFoundError("huggingface_hub is not installed; pip install huggingface_hub") from error
+
+    def fetch(patterns: list[str]) -> Path:
+        try:  # the local cache first: no network needed for a model fetched before
+            return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+        except Exception:
+            return Path(snapshot_download(repo_id, allow_patterns=patterns))
+
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=MODEL_FILES, local_files_only=True))
-    except Exception:
-        pass  # not cached yet: go online below
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=MODEL_FILES))
+        folder = fetch([f for f in MODEL_FILES if f != "pytorch_model.bin"])
+        if not (folder / "model.safetensors").is_file():  # older repos: only the pickle-format weights
+            folder = fetch(["pytorch_model.bin"])
+        return folder
     except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else ""
         raise ModelNotFoundError(
             f"Could not find model '{repo_id}': it is not a local folder, not in the Hugging Face cache, "
-            f"and downloading it from the hub failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            f"and downloading it from the hub failed ({type(error).__name__}: {reason}). "
             "If you are offline, download the model elsewhere and pass the local folder that holds "
             "config.json, the weights (model.safetensors or pytorch_model.bin) and the tokenizer files."
         ) from error

@@ -96,3 +96,28 @@ def test_hub_name_offline_is_clear(monkeypatch):
 def test_missing_local_path_is_clear(tmp_path):
     with pytest.raises(ModelNotFoundError, match="No such folder"):
         hub.resolve(str(tmp_path / "nowhere" / "deeper" / "model"))
+
+
+def test_hub_download_prefers_safetensors_and_uses_cache_first(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    calls = []
+    only_bin = tmp_path / "snapshot"  # a repo that has only pytorch_model.bin
+
+    def fake_snapshot(repo_id, allow_patterns, local_files_only=False):
+        calls.append((tuple(allow_patterns), local_files_only))
+        if local_files_only:
+            raise FileNotFoundError("not cached")
+        only_bin.mkdir(exist_ok=True)
+        if "pytorch_model.bin" in allow_patterns:
+            build(TINY).save(tmp_path / "built")
+            torch.save(load_file(tmp_path / "built" / "model.safetensors"), only_bin / "pytorch_model.bin")
+            (only_bin / "config.json").write_text((tmp_path / "built" / "config.json").read_text())
+        return str(only_bin)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    folder = hub.resolve("some-org/tiny-bert")
+    assert folder == only_bin
+    assert [local for _, local in calls] == [True, False, True, False]
+    assert "pytorch_model.bin" not in calls[1][0] and calls[3][0] == ("pytorch_model.bin",)
+    assert load_model("some-org/tiny-bert").config.num_layers == 2
