@@ -101,15 +101,21 @@ class Learner:
         warmup: float = 0.1, callbacks: Sequence[Any] = (), **options: Any,
     ) -> History:  # fmt: skip
         """Run `bertkit.train.fit`; `options` are any other `TrainConfig` fields (eval_every,
-        early_stopping, restore_best, checkpoint_dir, resume, max_steps, seed, bf16, grad_accum, ...)."""
+        early_stopping, restore_best, checkpoint_dir, resume, max_steps, seed, bf16, grad_accum, ...).
+        ktrain's `checkpoint_folder=` and `verbose=` are accepted as checkpoint_dir and progress."""
         if not lr > 0:
             raise ValueError(f"the learning rate must be positive, got {lr}")
-        if options.get("early_stopping") and self.val_data is None:
-            raise ValueError("early stopping needs val_data: pass it to get_learner")
+        if "checkpoint_folder" in options:
+            options["checkpoint_dir"] = options.pop("checkpoint_folder")
+        if "verbose" in options:
+            options["progress"] = bool(options.pop("verbose"))
+        labelled = self._has_labelled_val()
+        if options.get("early_stopping") and not labelled:
+            raise ValueError("early stopping needs labelled val_data: pass it to get_learner")
         options.setdefault("monitor", "val_loss")
         config = TrainConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, schedule=schedule,
                              warmup=warmup, **options)  # fmt: skip
-        eval_fn = self._eval_fn if self.val_data is not None and self.val_data.targets is not None else None
+        eval_fn = self._eval_fn if labelled else None
         self.history = fit(self.model, self.train_data, self.loss_fn, config, collate=self.collate,
                            lengths=self.train_data.lengths, eval_fn=eval_fn, callbacks=callbacks)  # fmt: skip
         return self.history
@@ -122,12 +128,14 @@ class Learner:
                 **options: Any) -> History:  # fmt: skip
         """Triangular policy (one cycle per epoch), early stopping, best weights restored."""
         if epochs is None:
-            if self.val_data is None:
+            if not self._has_labelled_val():
                 raise ValueError("autofit without epochs stops on the validation loss: pass val_data to get_learner")
             early_stopping = early_stopping or AUTOFIT_PATIENCE
-        has_val = self.val_data is not None
-        return self.train(lr, epochs or AUTOFIT_MAX_EPOCHS, schedule="triangular",
-                          early_stopping=early_stopping, restore_best=has_val, **options)  # fmt: skip
+        return self.train(lr, epochs or AUTOFIT_MAX_EPOCHS, schedule="triangular", early_stopping=early_stopping,
+                          restore_best=self._has_labelled_val(), **options)  # fmt: skip
+
+    def _has_labelled_val(self) -> bool:
+        return self.val_data is not None and self.val_data.targets is not None
 
     def fit(self, lr: float, n_cycles: int, **options: Any) -> History:
         """A constant learning rate `lr` for `n_cycles` epochs."""
