@@ -83,7 +83,7 @@ def test_lr_find_plots_and_leaves_weights_unchanged(prepared, tmp_path):
     learner.lr_plot(str(tmp_path / "lr.png"))
     assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
     for k, v in learner.model.state_dict().items():
-        torch.testing.assert_close(v, before[k])
+        torch.testing.assert_close(v.cpu(), before[k].cpu())  # lr_find may have moved it to a GPU
 
 
 def test_fit_onecycle_autofit_and_fit_train_and_record_history(prepared, tmp_path):
@@ -133,8 +133,9 @@ def test_save_load_gives_identical_predictions(trained, tmp_path):
     predictor.save(tmp_path / "p")
     meta = json.loads((tmp_path / "p" / "bertkit.json").read_text())
     assert meta["settings"]["labels"] == EMOTIONS and meta["settings"]["maxlen"] == 32
-    reloaded = ktrain.load_predictor(tmp_path / "p", device="cpu")
-    np.testing.assert_array_equal(reloaded.predict_proba(texts), predictor.predict_proba(texts))
+    device = next(learner.model.parameters()).device.type  # same device, same kernels
+    reloaded = ktrain.load_predictor(tmp_path / "p", device=device)
+    np.testing.assert_allclose(reloaded.predict_proba(texts), predictor.predict_proba(texts), rtol=0, atol=1e-6)
     assert reloaded.predict(texts) == predictor.predict(texts)
     assert isinstance(reloaded.predict(texts[0]), str) and reloaded.get_classes() == EMOTIONS
 
@@ -202,7 +203,8 @@ def test_resume_after_interruption_gives_the_same_weights(prepared, tmp_path):
     resumed = ktrain.get_learner(t.get_classifier(), train_data=train, val_data=val, batch_size=4)
     resumed.train(1e-2, 2, checkpoint_dir=str(tmp_path / "b"), **options)
     for key, value in full.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=1e-6)
+        # bitwise on CPU; CUDA's embedding backward sums in a nondeterministic order
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=1e-5)
 
 
 def test_multilabel_regression_pairs_and_class_weights(model_dir):
