@@ -248,3 +248,17 @@ def test_sliding_windows_pool_the_logits_of_long_texts(model_dir):
         each = [learner.model(torch.tensor([w["input_ids"]])).logits[0] for w in windows]
     expected = torch.stack(each).mean(0).softmax(-1).numpy()
     np.testing.assert_allclose(predictor.predict_proba(long), expected, atol=1e-5)
+
+
+def test_saved_predictor_loads_in_transformers_with_the_same_logits(trained, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    t, learner = trained
+    predictor = ktrain.get_predictor(learner.model, preproc=t)
+    folder = predictor.save(tmp_path / "p")
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert hf.config.id2label == dict(enumerate(EMOTIONS))
+    texts = emotion_data(4, seed=5)[0]
+    batch = transformers.AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = hf(**batch).logits.numpy()
+    np.testing.assert_allclose(predictor.logits(texts), expected, atol=1e-5)
