@@ -73,6 +73,12 @@ def test_classes_are_inferred_from_string_labels(model_dir):
     assert t.get_classes() == ["neg", "pos"] and t.settings.kind == "multiclass"
 
 
+def test_maxlen_beyond_the_model_positions_is_refused(model_dir):
+    t = text.Transformer(model_dir, maxlen=600, classes=["a", "b"])
+    with pytest.raises(ValueError, match="maxlen=600 exceeds the 512 positions"):
+        t.get_classifier()
+
+
 def test_lr_find_plots_and_leaves_weights_unchanged(prepared, tmp_path):
     t, train, val = prepared
     learner = ktrain.get_learner(t.get_classifier(), train_data=train, val_data=val, batch_size=4)

@@ -95,8 +95,13 @@ class Transformer:
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            return load_model(self.model_name, head="classification",
-                              num_labels=settings.num_outputs, labels=settings.labels)  # fmt: skip
+            model = load_model(self.model_name, head="classification",
+                               num_labels=settings.num_outputs, labels=settings.labels)  # fmt: skip
+        limit = model.config.max_positions - model.config.position_offset
+        if settings.maxlen > limit:
+            raise ValueError(f"maxlen={settings.maxlen} exceeds the {limit} positions of {self.model_name}; "
+                             f"use maxlen <= {limit} (and long_text='sliding_window' for longer texts)")  # fmt: skip
+        return model
 
     def _require_settings(self) -> TaskSettings:
         if self.settings is None and self.classes:
