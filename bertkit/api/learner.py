@@ -22,6 +22,7 @@ from torch import nn
 
 from bertkit.data.batching import pad_collate
 from bertkit.model import BertkitModel
+from bertkit.plotting import finish_figure, new_figure
 from bertkit.tasks.classification import (
     ClassificationData,
     Evaluation,
@@ -30,7 +31,6 @@ from bertkit.tasks.classification import (
     decode,
     evaluate,
     example_losses,
-    finish_figure,
     make_loss_fn,
     metrics,
     predict_logits,
@@ -177,9 +177,8 @@ class Learner:
         """Training loss and validation loss against the step (PNG at `path`, or shown)."""
         if self.history is None:
             raise ValueError("nothing trained yet: call fit_onecycle, autofit or fit first")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        show = path is None if show is None else show
+        fig, ax = new_figure(show)
         for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
             steps, values = self.history.series(key)
             if steps:
@@ -187,7 +186,7 @@ class Learner:
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.legend()
-        return finish_figure(fig, path, path is None if show is None else show)
+        return finish_figure(fig, path, show)
 
     # ------------------------------------------------------------------------- inspection
     def _logits(self, data: ClassificationData) -> np.ndarray:

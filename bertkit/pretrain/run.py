@@ -6,7 +6,6 @@ transformers), `metrics.jsonl`, `pretraining.png` and `checkpoints/phase-N/step-
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import shutil
@@ -16,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from bertkit.config import PRESETS, EncoderConfig, preset
-from bertkit.io import atomic_dir, atomic_write_bytes, atomic_write_text
+from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
 from bertkit.model.checkpoint import write_model_files
+from bertkit.plotting import finish_figure, new_figure
 from bertkit.pretrain.masking import MLMCollator
 from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.shards import Manifest, PretrainDataset
@@ -144,13 +145,9 @@ def _tagged(record: dict[str, Any], phase: int, offset: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- outputs
 def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (train and held-out) vs global step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = [k for k in PLOT_KEYS if any(k in r or f"val_{k}" in r for r in records)]
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4.2 * max(1, len(keys)), 3.2), squeeze=False)
+    fig, axes = new_figure(figsize=(4.2 * max(1, len(keys)), 3.2), cols=max(1, len(keys)))
+    axes = np.atleast_2d(axes)
     for ax, key in zip(axes.flat, keys, strict=False):
         for name, label in ((key, "train"), (f"val_{key}", "held-out")):
             points = [(r["global_step"], r[name]) for r in records if name in r]
@@ -161,10 +158,7 @@ def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
         ax.legend()
     if "perplexity" in keys:
         axes.flat[keys.index("perplexity")].set_yscale("log")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    finish_figure(fig, path)
     return Path(path)
 
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bertkit.data.batching import pad_collate
+from bertkit.plotting import finish_figure, new_figure
 from bertkit.tokenizer import Tokenizer
 
 TaskKind = Literal["multiclass", "multilabel", "regression"]
@@ -355,10 +356,8 @@ class Evaluation:
         """Heat map of the (single-label) confusion matrix; a PNG at `path`, a window with `show`."""
         if self.confusion_matrix is None or self.confusion_matrix.ndim != 2:
             raise ValueError("a confusion-matrix plot needs a multiclass task")
-        import matplotlib.pyplot as plt
-
         cm, n = self.confusion_matrix, len(self.labels)
-        fig, ax = plt.subplots(figsize=(1.2 + 0.7 * n, 1 + 0.6 * n))
+        fig, ax = new_figure(show, figsize=(1.2 + 0.7 * n, 1 + 0.6 * n))
         ax.imshow(cm, cmap="Blues")
         ax.set_xticks(range(n), self.labels, rotation=45, ha="right")
         ax.set_yticks(range(n), self.labels)
@@ -395,22 +394,3 @@ def evaluate(logits: np.ndarray, targets: np.ndarray, settings: TaskSettings,
     text = classification_report(targets, preds, **kwargs)
     report = classification_report(targets, preds, output_dict=True, **kwargs)
     return Evaluation(text, report, cm, names, scores)
-
-
-def finish_figure(fig: Any, path: str | None, show: bool) -> Any:
-    """Save `fig` as a PNG at `path` (atomically) and/or show it; close it unless shown."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from bertkit.io import atomic_write_bytes
-
-    if path is not None:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        atomic_write_bytes(path, buffer.getvalue())
-    if show:
-        plt.show()
-    else:
-        plt.close(fig)
-    return fig

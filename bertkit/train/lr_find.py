@@ -13,11 +13,10 @@ import torch
 from torch import nn
 
 from bertkit.data.batching import LengthBucketSampler
-from bertkit.io import atomic_write_bytes
+from bertkit.plotting import finish_figure, new_figure
 from bertkit.train.checkpoint import capture_rng, restore_rng
 from bertkit.train.loop import LossFn, _default_device, _to_device
 from bertkit.train.optim import build_optimizer
-from bertkit.train.plots import _figure_bytes
 
 SKIP_START = 0.1  # ignore the first 10% of points: the smoothed curve is still settling there
 SKIP_END = 3  # and the last points, where the loss is already diverging
@@ -34,13 +33,7 @@ class LRFinderResult:
 
     def plot(self, path: str | Path | None = None, show: bool = False) -> Any:
         """Loss against LR (log x axis), the suggestion marked. Saves a PNG when `path` is given."""
-        import matplotlib
-
-        if not show:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = new_figure(show)
         ax.plot(self.lrs, self.losses)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (log scale)")
@@ -48,13 +41,7 @@ class LRFinderResult:
         if self.suggestion is not None:
             ax.axvline(self.suggestion, color="red", linestyle="--", label=f"{self.suggestion:.1e}")
             ax.legend()
-        if path is not None:
-            atomic_write_bytes(path, _figure_bytes(fig))
-        if show:
-            plt.show()
-        else:
-            plt.close(fig)
-        return fig
+        return finish_figure(fig, path, show)
 
 
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> float | None:

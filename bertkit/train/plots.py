@@ -1,21 +1,17 @@
-"""Training history records and their plots (PNG, matplotlib Agg backend)."""
+"""Training history records and their plots (PNG)."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit.io import atomic_write_bytes, atomic_write_text
+import numpy as np
 
-
-def _figure_bytes(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
+from bertkit.io import atomic_write_text
+from bertkit.plotting import finish_figure, new_figure
 
 
 @dataclass
@@ -38,16 +34,12 @@ class History:
 
     def plot(self, path: str | Path) -> Path:
         """Save training loss and every evaluation metric against the step to a PNG at `path`."""
-        import matplotlib
-
-        matplotlib.use("Agg")  # headless: never opens a window
-        import matplotlib.pyplot as plt
-
         eval_keys = sorted({k for r in self.records if "loss" not in r for k in r} - _BOOKKEEPING)
         panels = ["loss", *eval_keys]
         cols = min(3, len(panels))
         rows = math.ceil(len(panels) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+        fig, axes = new_figure(figsize=(4.5 * cols, 3.2 * rows), rows=rows, cols=cols)
+        axes = np.atleast_2d(axes)
         for ax, key in zip(axes.flat, panels, strict=False):
             steps, values = self.series(key)
             ax.plot(steps, values, marker="o" if len(steps) < 30 else None)
@@ -55,10 +47,8 @@ class History:
             ax.set_xlabel("step")
         for ax in list(axes.flat)[len(panels) :]:
             ax.axis("off")
-        path = Path(path)
-        atomic_write_bytes(path, _figure_bytes(fig))
-        plt.close(fig)
-        return path
+        finish_figure(fig, path)
+        return Path(path)
 
 
 _BOOKKEEPING = {"step", "epoch", "lr", "examples_per_s"}
