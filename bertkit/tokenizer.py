@@ -200,11 +200,13 @@ class Tokenizer:
         if return_tensors not in (None, "pt"):
             raise ValueError(f"return_tensors must be None or 'pt', got {return_tensors!r}.")
         strategy, limit = self._truncation(truncation, padding, max_length, pairs is not None)
-        encodings = self._encode(batch, pairs, strategy, limit, stride)
+        if return_overflowing and strategy is not None:
+            groups = self._windows(batch, pairs, strategy, limit, stride)
+        else:
+            groups = [[e] for e in self._encode(batch, pairs, strategy, limit, stride)]
         rows: list[Encoding] = []
         sample: list[int] = []
-        for index, encoding in enumerate(encodings):
-            windows = [encoding, *encoding.overflowing] if return_overflowing else [encoding]
+        for index, windows in enumerate(groups):
             rows.extend(windows)
             sample.extend([index] * len(windows))
         wanted = dict(
@@ -279,6 +281,45 @@ class Tokenizer:
                 ) from error
             finally:
                 self.backend.no_truncation()
+
+    def _windows(
+        self, texts: list[str], pairs: list[str] | None, strategy: str, limit: int, stride: int
+    ) -> list[list[Encoding]]:
+        """Each example's windows (truncation with overflow), cut from complete encodings.
+
+        With truncation enabled, tokenizers 0.23.1-0.23.2 stop tokenizing at max_length and so
+        lose (part of) the overflowing windows; cutting a complete encoding is exact in any version.
+        """
+        if pairs is not None and strategy == "longest_first":
+            raise ValueError(
+                "Windows over text pairs cut one text: pass truncation='only_second' (or 'only_first')."
+            )
+        with self._lock:
+            firsts = self.backend.encode_batch(texts, add_special_tokens=False)
+            seconds = (
+                self.backend.encode_batch(pairs, add_special_tokens=False)
+                if pairs is not None
+                else [None] * len(texts)
+            )
+            room = limit - self.backend.num_special_tokens_to_add(pairs is not None)
+            out = []
+            for first, second in zip(firsts, seconds, strict=True):
+                cut, kept = (second, first) if strategy == "only_second" else (first, second)
+                budget = room - (len(kept) if kept is not None else 0)
+                if budget <= stride:
+                    raise ValueError(
+                        f"max_length={limit} leaves {budget} tokens per window, not more than "
+                        f"stride={stride}: raise max_length or lower the stride."
+                    )
+                cut.truncate(budget, stride=stride)
+                # each window gets its own special tokens and type ids (those of the pieces
+                # tokenizers returns in `overflowing` are not set right for pairs)
+                pieces = [cut, *cut.overflowing]
+                out.append([
+                    self.backend.post_process(*((w, second) if cut is first else (first, w)))
+                    for w in pieces
+                ])
+        return out
 
     def _pad(self, out: dict[str, list], length: int) -> None:
         if self.pad_id is None:

@@ -249,6 +249,19 @@ def test_overflowing_windows_with_stride_match_reference(minilm, minilm_referenc
 
 
 # ------------------------------------------------------------------------------------- RoBERTa
+def test_windows_cover_every_token_of_a_long_text(minilm):
+    text = " ".join(f"word{i} is here," for i in range(300))  # ~1,500 tokens
+    full = minilm.encode_ids([text])[0]
+    out = minilm(text, max_length=64, stride=16, return_overflowing=True)
+    windows = [row[1:-1] for row in out["input_ids"]]  # without [CLS] ... [SEP]
+    assert all(len(row) == 64 for row in out["input_ids"][:-1])
+    rebuilt = windows[0] + [t for w in windows[1:] for t in w[16:]]  # drop each overlap
+    assert rebuilt == full
+    assert set(out["overflow_to_sample"]) == {0}
+    with pytest.raises(ValueError, match="only_second"):
+        minilm(text, text, max_length=64, return_overflowing=True)
+
+
 def test_byte_level_bpe_matches_roberta_reference(bpe_folder):
     ours = Tokenizer.from_pretrained(bpe_folder)
     # from_pretrained reads vocab.json + merges.txt in transformers 4 and 5 alike.
