@@ -77,16 +77,19 @@ def seconds_per_step(data: PretrainDataset) -> float:
     from bertkit.pretrain import MLMCollator
 
     torch.manual_seed(0)
-    model = build_pretraining_model(dict(SHAPE), data.manifest, max_length=SEQ).train()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_pretraining_model(dict(SHAPE), data.manifest, max_length=SEQ).train().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
     collator = MLMCollator.from_manifest(data.manifest)
     times = []
     for step in range(4):
         start = time.perf_counter()
-        loss, _ = pretraining_loss(model, collator([data[i] for i in range(step * BATCH, (step + 1) * BATCH)]))
+        batch = collator([data[i] for i in range(step * BATCH, (step + 1) * BATCH)])
+        loss, _ = pretraining_loss(model, {k: v.to(device) for k, v in batch.items()})
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        loss.item()  # wait for the device
         times.append(time.perf_counter() - start)
     return sorted(times[1:])[1]  # median of the warm steps
 
@@ -110,10 +113,10 @@ def finetune(model: bertkit.BertkitModel, tokenizer: Tokenizer, epochs: int, lim
     collate = lambda items: pad_collate(items, tokenizer.pad_id)  # noqa: E731
     config = TrainConfig(lr=1e-4, epochs=epochs, batch_size=32, warmup=0.1, seed=42, progress=False, log_every=50)
     fit(model, train_data, loss_fn, config, collate=collate, lengths=[len(f["input_ids"]) for f in train_data])
-    correct = 0
+    correct, device = 0, next(model.parameters()).device
     with torch.no_grad():
         for i in range(0, len(valid_data), 128):
-            batch = collate(valid_data[i:i + 128])
+            batch = {k: v.to(device) for k, v in collate(valid_data[i:i + 128]).items()}
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
             correct += int((logits.argmax(-1) == batch["labels"]).sum())
     return correct / len(valid_data)
@@ -126,25 +129,30 @@ def main() -> None:
     parser.add_argument("--imdb", type=int, default=10000, help="unlabelled IMDb reviews added to the corpus")
     parser.add_argument("--limit", type=int, help="smoke run: fewer corpus files and fine-tuning examples")
     parser.add_argument("--work", default="/tmp/bertkit_pretrain_helps", help="scratch folder")
+    parser.add_argument("--prepared", help="reuse the train_data/ and held_out_data/ of an earlier --work")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
     work = Path(args.work)
-    train_dir, held_dir = build_corpus(work, args.imdb, args.limit)
-    vocab = train_vocab(sorted(train_dir.glob("*.txt")), "bert", 8000, work / "vocab", show_progress=False)
-    for src, dst in ((train_dir, "train_data"), (held_dir, "held_out_data")):
-        prepare_corpus([src], vocab, work / dst, format="nsp", max_length=SEQ, workers=2, show_progress=False)
-    data, held_out = PretrainDataset(work / "train_data"), PretrainDataset(work / "held_out_data")
+    prepared = Path(args.prepared) if args.prepared else work
+    if not args.prepared:
+        train_dir, held_dir = build_corpus(work, args.imdb, args.limit)
+        vocab = train_vocab(sorted(train_dir.glob("*.txt")), "bert", 8000, work / "vocab", show_progress=False)
+        for src, dst in ((train_dir, "train_data"), (held_dir, "held_out_data")):
+            prepare_corpus([src], vocab, work / dst, format="nsp", max_length=SEQ, workers=2, show_progress=False)
+    data, held_out = PretrainDataset(prepared / "train_data"), PretrainDataset(prepared / "held_out_data")
     step_s = seconds_per_step(data)
     # timed steps run slower than steps in the loop (warm-up, timing noise): plan 10% more and let
     # the time budget end the run if they do not fit
     steps = max(10, int(args.minutes * 60 / step_s * 1.1))
     print(f"{len(data)} training samples, {len(held_out)} held out; ~{step_s:.2f} s/step -> {steps} steps")
     start = time.perf_counter()
-    model_dir = pretrain(work / "train_data", work / "run", model=dict(SHAPE), lr=LR, batch_size=BATCH,
+    model_dir = pretrain(prepared / "train_data", work / "run", model=dict(SHAPE), lr=LR, batch_size=BATCH,
                          warmup=0.06, max_steps=steps, max_minutes=args.minutes, checkpoint_every=200,
                          log_every=20, resume=False, progress=False)
     minutes = (time.perf_counter() - start) / 60
-    mlm = evaluate_pretraining(bertkit.load_model(model_dir, head="pretraining"), held_out, max_samples=2000)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mlm = evaluate_pretraining(bertkit.load_model(model_dir, head="pretraining").to(device), held_out,
+                               max_samples=2000, device=device)
     print(f"pre-trained {minutes:.1f} min: held-out MLM accuracy {mlm['mlm_accuracy']:.3f}, "
           f"perplexity {mlm['perplexity']:.1f}, NSP accuracy {mlm.get('nsp_accuracy', float('nan')):.3f}")
     tokenizer = Tokenizer.from_pretrained(model_dir)
