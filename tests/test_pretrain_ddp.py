@@ -48,7 +48,7 @@ def test_torchrun_matches_single_process_and_resumes_with_one(tmp_path: Path) ->
     (tmp_path / "config.json").write_text(json.dumps(CONFIG))
     (tmp_path / "launch.py").write_text(LAUNCHER)
     cli = [str(tmp_path / "launch.py"), "pretrain", "run", str(data), "--out", str(tmp_path / "ddp"),
-           "--model", str(tmp_path / "config.json"), "--quiet"]
+           "--model", str(tmp_path / "config.json"), "--quiet", "--no-bf16"]
     cli += [f"--{k.replace('_', '-')}={v}" for k, v in ARGS.items()]
     env = os.environ | {"OMP_NUM_THREADS": "1", "WRITES_LOG": str(tmp_path / "writes")}
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
@@ -56,7 +56,7 @@ def test_torchrun_matches_single_process_and_resumes_with_one(tmp_path: Path) ->
     done = subprocess.run(launch + cli, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    pretrain(data, tmp_path / "single", model=CONFIG, grad_accum=2, progress=False, **ARGS)
+    pretrain(data, tmp_path / "single", model=CONFIG, grad_accum=2, progress=False, bf16=False, **ARGS)
     ddp, single = records(tmp_path / "ddp"), records(tmp_path / "single")
     assert [r["step"] for r in ddp] == [1, 2, 3, 4]
     for key in ("loss", "mlm_loss", "nsp_accuracy"):
@@ -73,7 +73,7 @@ def test_torchrun_matches_single_process_and_resumes_with_one(tmp_path: Path) ->
     shutil.copytree(tmp_path / "ddp", resumed)
     shutil.rmtree(resumed / "checkpoints" / "phase-1" / "step-000004")
     shutil.rmtree(resumed / "model")
-    pretrain(data, resumed, model=CONFIG, grad_accum=2, progress=False, **ARGS)
+    pretrain(data, resumed, model=CONFIG, grad_accum=2, progress=False, bf16=False, **ARGS)
     assert [r["loss"] for r in records(resumed)] == pytest.approx([r["loss"] for r in ddp], abs=1e-4)
     for key, tensor in weights(tmp_path / "ddp").items():
         torch.testing.assert_close(weights(resumed)[key], tensor, atol=1e-4, rtol=0)

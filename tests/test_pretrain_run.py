@@ -19,7 +19,7 @@ from bertkit.pretrain.run import pretrain
 from bertkit.tokenizer import Tokenizer
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
-QUIET = dict(progress=False)
+QUIET = dict(progress=False, bf16=False)  # float32 whatever the CPU: exact comparisons
 
 
 def make_data(root: Path, n_docs: int = 30, max_length: int = 48, fmt: str = "nsp",
@@ -163,6 +163,27 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(data: Path, tmp_path: 
         torch.testing.assert_close(resumed[key], tensor, atol=1e-6, rtol=0)
     assert [r["loss"] for r in records(tmp_path / "killed")] == pytest.approx(
         [r["loss"] for r in records(tmp_path / "whole")], abs=1e-6)
+
+
+class DropoutSeen:
+    def __init__(self) -> None:
+        self.seen: set[tuple[float, float]] = set()
+
+    def on_step_end(self, state) -> None:
+        config = state.model.config
+        self.seen.add((config.hidden_dropout, config.attention_dropout))
+        self.seen |= {(m.p, -1.0) for m in state.model.modules() if isinstance(m, torch.nn.Dropout)}
+
+
+def test_dropout_override_applies_to_pretraining_only(data: Path, tmp_path: Path) -> None:
+    seen = DropoutSeen()
+    out = pretrain(data, tmp_path / "out", model=TINY, dropout=0.0, max_steps=2, batch_size=8,
+                   checkpoint_every=None, callbacks=[seen], **QUIET)
+    assert seen.seen == {(0.0, 0.0), (0.0, -1.0)}  # config and every nn.Dropout module
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["hidden_dropout_prob"] == saved["attention_probs_dropout_prob"] == 0.1
+    with pytest.raises(ValueError, match="dropout must be in"):
+        pretrain(data, tmp_path / "bad", model=TINY, dropout=1.5, max_steps=1, batch_size=8, **QUIET)
 
 
 def test_two_phases_and_time_budget(data: Path, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     model_dir = pretrain(
         None if phases else args.data, args.out, phases=phases, model=model,
         layers=args.layers, hidden=args.hidden, heads=args.heads, intermediate=args.intermediate,
-        lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        dropout=args.dropout, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
         optimizer=args.optimizer, weight_decay=args.weight_decay, warmup=args.warmup,
         max_steps=args.max_steps, epochs=args.epochs, max_minutes=args.max_minutes, bf16=args.bf16,
         eval_data=args.eval_data, eval_every=args.eval_every,
@@ -102,6 +102,8 @@ def _add_run(sub: Any) -> None:
                                    "to continue pre-training (default: the tokenizer family's base preset)")
     for flag in ("layers", "hidden", "heads", "intermediate"):
         p.add_argument(f"--{flag}", type=int, help=f"override the preset's {flag}")
+    p.add_argument("--dropout", type=float, help="dropout during pre-training only (0 suits short "
+                                                 "budgets); the saved config keeps the model's own")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=32, help="per process and micro-batch")
     p.add_argument("--grad-accum", type=int, default=1)
@@ -112,7 +114,8 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=1, help="used when --max-steps is not given")
     p.add_argument("--max-minutes", type=float, help="stop cleanly and save after this long")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on where the GPU supports it)")
+                   help="bf16 autocast (default: on where the hardware computes bf16 natively: "
+                        "Ampere+ GPUs, CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--phase2-data", help="prepared corpus of long sequences for phase 2")
     p.add_argument("--phase2-fraction", type=float, default=0.1, help="share of --max-steps for phase 2")
     p.add_argument("--eval-data", help="prepared held-out corpus for MLM accuracy / perplexity")

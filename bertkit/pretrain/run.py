@@ -26,7 +26,7 @@ from bertkit.plotting import finish_figure, new_figure
 from bertkit.pretrain.masking import MLMCollator
 from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.shards import Manifest, PretrainDataset
-from bertkit.train import TrainConfig, TrainState, distributed, fit, set_seed
+from bertkit.train import TrainConfig, TrainState, distributed, fit, native_bf16, set_seed
 
 FAMILY_PRESETS = {"bert": "bert-base-uncased", "distilbert": "distilbert-base-uncased",
                   "roberta": "roberta-base", "albert": "albert-base-v2"}
@@ -92,6 +92,17 @@ def build_pretraining_model(model: str | dict | EncoderConfig | None, manifest: 
     config = _sized(_new_config(model, manifest, max_length), layers, hidden, heads, intermediate)  # type: ignore[arg-type]
     head = "pretraining" if pair and config.family in ("bert", "albert") else "mlm"
     return build(config, head=head)
+
+
+def _with_dropout(net: BertkitModel, p: float) -> BertkitModel:
+    """The same weights in a model whose every dropout is `p` (0 for short budgets: no noise to
+    average out, and a faster step)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {p}")
+    config = net.config.replace(hidden_dropout=p, attention_dropout=p)
+    changed = BertkitModel(config, head=net.head_name, num_labels=net.num_labels)
+    changed.load_state_dict(net.state_dict())
+    return changed.train(net.training)
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -200,10 +211,8 @@ def _phases(data_dir: str | Path | None, phases: Sequence[tuple[str | Path, floa
     return out
 
 
-def _auto_bf16(bf16: bool | None) -> bool:
-    if bf16 is not None:
-        return bf16
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+def _auto_bf16(bf16: bool | None, device: str | torch.device | None) -> bool:
+    return native_bf16(device) if bf16 is None else bf16
 
 
 def pretrain(
@@ -216,6 +225,7 @@ def pretrain(
     hidden: int | None = None,
     heads: int | None = None,
     intermediate: int | None = None,
+    dropout: float | None = None,
     lr: float = 1e-4,
     batch_size: int = 32,
     grad_accum: int = 1,
@@ -246,7 +256,8 @@ def pretrain(
     schedule still follows `max_steps`) and saves. `resume` continues from the newest checkpoint
     in `out_dir/checkpoints` (any world size). Launched by `torchrun`, it trains with DDP, each
     rank on its share of the batches, and only rank 0 writes. `bf16=None` uses bf16 autocast
-    where the GPU supports it.
+    where the hardware computes in bf16 natively (Ampere+ GPUs; CPUs with AVX512-BF16 or AMX,
+    where it is about 1.6x faster than float32).
     """
     initialised_here = not distributed.is_distributed() and distributed.init_distributed()
     out = Path(out_dir)
@@ -261,6 +272,9 @@ def pretrain(
     longest = max(p.data.manifest.max_length for p in plan)
     net = build_pretraining_model(model, manifest, max_length=longest, layers=layers, hidden=hidden,
                                   heads=heads, intermediate=intermediate)
+    saved_config = net.config  # what model/config.json says: the dropout fine-tuning will use
+    if dropout is not None:
+        net = _with_dropout(net, dropout)
     evaluator = None
     if eval_data is not None:
         held_out = PretrainDataset(eval_data)
@@ -270,7 +284,7 @@ def pretrain(
         log.start_phase(number, phase.offset)
         config = TrainConfig(
             lr=lr, epochs=epochs, max_steps=phase.steps, batch_size=batch_size, grad_accum=grad_accum,
-            weight_decay=weight_decay, warmup=warmup, optimizer=optimizer, bf16=_auto_bf16(bf16),
+            weight_decay=weight_decay, warmup=warmup, optimizer=optimizer, bf16=_auto_bf16(bf16, device),
             eval_every=eval_every, checkpoint_dir=str(out / "checkpoints" / f"phase-{number}"),
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
             seed=seed, log_every=log_every, progress=progress)
@@ -284,6 +298,7 @@ def pretrain(
     model_dir = out / "model"
     if distributed.is_main():
         net.cpu()
+        net.config = saved_config
         save_pretrained(net, phase.data.folder / manifest.tokenizer_dir, model_dir)
         if log.records():
             plot_metrics(log.records(), out / "pretraining.png")

@@ -9,6 +9,7 @@ from bertkit.train.distributed import (
     rank,
     world_size,
 )
+from bertkit.train.hardware import native_bf16
 from bertkit.train.loop import Callback, TrainConfig, TrainState, fit, set_seed
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.optim import Lamb, build_optimizer, param_groups
@@ -32,6 +33,7 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "lr_find",
+    "native_bf16",
     "param_groups",
     "rank",
     "save_checkpoint",
