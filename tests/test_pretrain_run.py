@@ -209,7 +209,7 @@ def test_cli_vocab_prepare_run(tmp_path: Path, capsys: pytest.CaptureFixture[str
     (tmp_path / "tiny.json").write_text(json.dumps({"family": "albert", "embedding_size": 16, "share_layers": True} | TINY))
     run = ["pretrain", "run", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--model",
            str(tmp_path / "tiny.json"), "--max-steps", "3", "--batch-size", "8", "--optimizer",
-           "lamb", "--lr", "1e-3", "--log-every", "1", "--quiet"]
+           "lamb", "--lr", "1e-3", "--log-every", "1", "--dropout", "0", "--quiet"]
     assert main(run) == 0
     assert main(run) == 0  # resumes the finished run: nothing to do, same output
     assert "pre-trained model" in capsys.readouterr().out
@@ -217,4 +217,5 @@ def test_cli_vocab_prepare_run(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "sop_accuracy" in records(tmp_path / "out")[0]
     model = bertkit.load_model(tmp_path / "out" / "model", head="classification", num_labels=3)
     assert model.config.family == "albert" and model.config.embedding_size == 16
+    assert model.config.hidden_dropout == 0.1  # --dropout 0 was for pre-training only
     assert main(["pretrain", "run", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
