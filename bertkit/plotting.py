@@ -14,9 +14,9 @@ from typing import Any
 from bertkit.io import atomic_write_bytes
 
 
-def new_figure(show: bool = False, *, figsize: tuple[float, float] = (6, 4), rows: int = 1,
-               cols: int = 1) -> tuple[Any, Any]:
-    """(figure, axes): axes is one Axes for a 1×1 grid, else a 2-D array of them."""
+def new_figure(show: bool = False, *, figsize: tuple[float, float] = (6, 4), rows: int | None = None,
+               cols: int | None = None) -> tuple[Any, Any]:
+    """(figure, axes): one Axes, or a 2-D array of them (even 1×1) when `rows` or `cols` is given."""
     if show:
         import matplotlib.pyplot as plt
 
@@ -25,7 +25,8 @@ def new_figure(show: bool = False, *, figsize: tuple[float, float] = (6, 4), row
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=figsize)
-    axes = fig.subplots(rows, cols, squeeze=rows * cols == 1)
+    grid = rows is not None or cols is not None
+    axes = fig.subplots(rows or 1, cols or 1, squeeze=not grid)
     return fig, axes
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from bertkit.config import PRESETS, EncoderConfig, preset
@@ -158,7 +157,6 @@ def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (train and held-out) vs global step."""
     keys = [k for k in PLOT_KEYS if any(k in r or f"val_{k}" in r for r in records)]
     fig, axes = new_figure(figsize=(4.2 * max(1, len(keys)), 3.2), cols=max(1, len(keys)))
-    axes = np.atleast_2d(axes)
     for ax, key in zip(axes.flat, keys, strict=False):
         for name, label in ((key, "train"), (f"val_{key}", "held-out")):
             points = [(r["global_step"], r[name]) for r in records if name in r]
@@ -209,10 +207,6 @@ def _phases(data_dir: str | Path | None, phases: Sequence[tuple[str | Path, floa
                              f"the first phase {first.vocab_size}/{first.format}: prepare all "
                              "phases with the same tokenizer and format")
     return out
-
-
-def _auto_bf16(bf16: bool | None, device: str | torch.device | None) -> bool:
-    return native_bf16(device) if bf16 is None else bf16
 
 
 def pretrain(
@@ -280,11 +274,12 @@ def pretrain(
         held_out = PretrainDataset(eval_data)
         evaluator = lambda m: {f"val_{k}": v for k, v in evaluate_pretraining(m, held_out, seed=seed).items()}  # noqa: E731
     budget, log = TimeBudget(max_minutes), MetricsLog(out / "metrics.jsonl")
+    use_bf16 = native_bf16(device) if bf16 is None else bf16
     for number, phase in enumerate(plan, start=1):
         log.start_phase(number, phase.offset)
         config = TrainConfig(
             lr=lr, epochs=epochs, max_steps=phase.steps, batch_size=batch_size, grad_accum=grad_accum,
-            weight_decay=weight_decay, warmup=warmup, optimizer=optimizer, bf16=_auto_bf16(bf16, device),
+            weight_decay=weight_decay, warmup=warmup, optimizer=optimizer, bf16=use_bf16,
             eval_every=eval_every, checkpoint_dir=str(out / "checkpoints" / f"phase-{number}"),
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
             seed=seed, log_every=log_every, progress=progress)

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bertkit.io import atomic_write_text
 from bertkit.plotting import finish_figure, new_figure
 
@@ -39,7 +37,6 @@ class History:
         cols = min(3, len(panels))
         rows = math.ceil(len(panels) / cols)
         fig, axes = new_figure(figsize=(4.5 * cols, 3.2 * rows), rows=rows, cols=cols)
-        axes = np.atleast_2d(axes)
         for ax, key in zip(axes.flat, panels, strict=False):
             steps, values = self.series(key)
             ax.plot(steps, values, marker="o" if len(steps) < 30 else None)
