@@ -14,6 +14,7 @@ from bertkit.pretrain import (
     Manifest,
     MLMCollator,
     PretrainDataset,
+    find_files,
     prepare_corpus,
     read_documents,
     split_sentences,
@@ -114,7 +115,7 @@ def test_full_sentences_round_trip_the_token_stream(data: dict[str, Path], tmp_p
     assert ds.lengths.mean() > 0.8 * 64  # packed: whole sentences up to the limit
     tok = Tokenizer.from_pretrained(data["roberta"])
     expected = []
-    for f in corpus_mod.find_files([data["text"]]):
+    for f in find_files([data["text"]]):
         for doc in read_documents(f):
             if expected:
                 expected.append(sep)  # documents are joined by an extra separator

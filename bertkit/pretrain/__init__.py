@@ -1,6 +1,7 @@
 """Pre-training data: vocabularies, corpus shards and MLM masking."""
 
-from bertkit.pretrain.corpus import find_files, prepare_corpus, read_documents, split_sentences
+from bertkit.pretrain.corpus import prepare_corpus
+from bertkit.pretrain.documents import find_files, read_documents, split_sentences
 from bertkit.pretrain.masking import MLMCollator, mask_tokens, word_starts_for
 from bertkit.pretrain.shards import Manifest, PretrainDataset
 from bertkit.pretrain.vocab import train_vocab

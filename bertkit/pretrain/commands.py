@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bertkit.pretrain.corpus import DEFAULT_PATTERNS, find_files, prepare_corpus
+from bertkit.pretrain.corpus import prepare_corpus
+from bertkit.pretrain.documents import DEFAULT_PATTERNS, find_files
 from bertkit.pretrain.vocab import FAMILIES, train_vocab
 
 

@@ -1,4 +1,4 @@
-"""Text files → documents → sentences → NSP / SOP / full-sentence samples → token shards.
+"""Documents (`documents.py`) → NSP / SOP / full-sentence samples → token shards.
 
 Two stages. Reading, sentence splitting and tokenising run per file in `workers` processes;
 sample building (which for NSP draws B from other documents) then runs in this process with one
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,81 +21,13 @@ import torch
 from tqdm.auto import tqdm
 
 from bertkit.io import atomic_write_bytes
+from bertkit.pretrain.documents import DEFAULT_PATTERNS, DocSeparator, find_files, read_documents
 from bertkit.pretrain.masking import batch_seed, mask_tokens, word_start_table
 from bertkit.pretrain.shards import MANIFEST, Manifest, Sample, ShardWriter
 from bertkit.tokenizer import Tokenizer
 
 Format = Literal["nsp", "sop", "full_sentences"]
-DocSeparator = Literal["blank_line", "file"]
-DEFAULT_PATTERNS = ("*.txt", "*.rst", "*.md")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-# Lines that are only markup: reST underlines/overlines, rules, code fences, directives, field lists.
-_MARKUP_LINE = re.compile(r"""^\s*(?:[=\-~^*#_`+:.'"]{3,}|\.\. .*|:[\w -]+:.*)\s*$""")
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|#+)\s+")
-_BOUNDARY = re.compile(r"""[.!?]+["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])""")
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr",
-                  "no", "fig", "inc", "ltd", "cf", "al"}
-
-
-# ----------------------------------------------------------------------------- documents
-def find_files(inputs: Sequence[str | Path], patterns: Sequence[str] = DEFAULT_PATTERNS) -> list[Path]:
-    """The files given plus those under the folders given (recursively) that match `patterns`."""
-    found: set[Path] = set()
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found.update(p for pattern in patterns for p in item.rglob(pattern) if p.is_file())
-        elif item.is_file():
-            found.add(item)
-        else:
-            raise FileNotFoundError(f"corpus input {item} is neither a file nor a folder")
-    if not found:
-        raise FileNotFoundError(f"no files matching {list(patterns)} in {[str(i) for i in inputs]}")
-    return sorted(found)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split prose at [.!?] followed by space and a capital/digit/quote, except after abbreviations
-    and initials; a rule-based splitter that needs no models."""
-    sentences, start = [], 0
-    for match in _BOUNDARY.finditer(text):
-        word = text[:match.start()].rsplit(None, 1)[-1] if text[:match.start()].strip() else ""
-        word = word.lstrip("(\"'“‘").lower()
-        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
-            continue
-        sentences.append(text[start:match.end()].strip())
-        start = match.end()
-    sentences.append(text[start:].strip())
-    return [s for s in sentences if s]
-
-
-def _paragraph_sentences(lines: list[str]) -> list[str]:
-    """Sentences of one paragraph; headings and list items start a new sentence."""
-    segments: list[list[str]] = [[]]
-    for line in lines:
-        if _MARKUP_LINE.match(line):  # an underline: what came before was a heading
-            segments.append([])
-            continue
-        marker = _LIST_MARKER.match(line)
-        if marker:
-            segments.append([])
-            line = line[marker.end():]
-        segments[-1].append(line.strip())
-        if marker and marker.group().strip().startswith("#"):  # a Markdown heading
-            segments.append([])
-    return [s for seg in segments if seg for s in split_sentences(" ".join(seg))]
-
-
-def read_documents(path: Path, doc_separator: DocSeparator = "blank_line") -> list[list[str]]:
-    """Documents of a file, each a list of sentences: one per blank-line block, or the whole file."""
-    if doc_separator not in ("blank_line", "file"):
-        raise ValueError(f"doc_separator must be 'blank_line' or 'file', got {doc_separator!r}")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    blocks = [b.splitlines() for b in re.split(r"\n\s*\n", text)]
-    paragraphs = [p for p in (_paragraph_sentences(b) for b in blocks) if p]
-    if doc_separator == "file":
-        return [[s for p in paragraphs for s in p]] if paragraphs else []
-    return paragraphs
 
 
 # ----------------------------------------------------------------------------- tokenising
