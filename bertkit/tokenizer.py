@@ -7,25 +7,26 @@ offsets, word ids and overflowing windows; saves a folder that `transformers` al
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from tokenizers import AddedToken, Encoding
+from tokenizers import Encoding
 from tokenizers import Tokenizer as Backend
-from tokenizers.models import WordPiece
 
 from bertkit.hub import resolve
 from bertkit.io import atomic_write_text, save_json
 from bertkit.tokenizer_files import (
+    SPECIAL_NAMES,
     byte_level_bpe_from_files,
+    class_for,
+    read_config,
+    register_specials,
     unigram_from_spiece,
     wordpiece_from_vocab,
 )
 
-SPECIAL_NAMES = ("cls", "sep", "pad", "mask", "unk")
 # Candidates tried, in order, when a folder does not name its special tokens: BERT/ALBERT, then RoBERTa.
 _CANDIDATES = {
     "cls": ("[CLS]", "<s>"),
@@ -70,7 +71,7 @@ class Tokenizer:
         for name in SPECIAL_NAMES:
             token = given[name] or next((t for t in _CANDIDATES[name] if t in vocab), None)
             setattr(self, f"{name}_token", token)
-        _register_specials(
+        register_specials(
             self.backend, [getattr(self, f"{n}_token") for n in SPECIAL_NAMES], self.mask_token
         )
         for name in SPECIAL_NAMES:
@@ -78,7 +79,7 @@ class Tokenizer:
             setattr(self, f"{name}_id", None if token is None else self.backend.token_to_id(token))
         self.model_max_length = model_max_length
         self.do_lower_case = do_lower_case
-        self.tokenizer_class = tokenizer_class or _class_for(self.backend)
+        self.tokenizer_class = tokenizer_class or class_for(self.backend)
         self._lock = threading.Lock()
 
     cls_token: str | None
@@ -97,7 +98,7 @@ class Tokenizer:
     def from_pretrained(cls, name_or_path: str | os.PathLike) -> Tokenizer:
         """Load the tokenizer of a checkpoint folder or hub name (see `bertkit.hub.resolve`)."""
         folder = resolve(name_or_path)
-        config = _read_config(folder)
+        config = read_config(folder)
         lower = config.get("do_lower_case")
         if (folder / "tokenizer.json").is_file():
             backend, kind = Backend.from_file(str(folder / "tokenizer.json")), None
@@ -398,41 +399,3 @@ def _to_tensors(out: dict[str, list]) -> dict[str, Any]:
             rows = [[-1 if w is None else w for w in row] for row in rows]
         tensors[key] = torch.tensor(rows, dtype=torch.long)
     return tensors
-
-
-# --------------------------------------------------------------------------------- building
-def _read_config(folder: Path) -> dict[str, Any]:
-    """tokenizer_config.json merged with special_tokens_map.json; special tokens as plain strings."""
-    config: dict[str, Any] = {}
-    for name in ("tokenizer_config.json", "special_tokens_map.json"):
-        if (folder / name).is_file():
-            config.update(json.loads((folder / name).read_text(encoding="utf-8")))
-    for name in SPECIAL_NAMES:
-        value = config.get(f"{name}_token")
-        if isinstance(value, dict):  # transformers may store an AddedToken as a dict
-            config[f"{name}_token"] = value.get("content")
-    return config
-
-
-def _register_specials(backend: Backend, tokens: list[str | None], mask: str | None) -> None:
-    """Make sure special tokens are never split, marking them special as transformers does."""
-    known = {t.content for t in backend.get_added_tokens_decoder().values()}
-    # RoBERTa's and ALBERT's released tokenizers let the mask absorb the space before it ("a <mask>").
-    lstrip = not isinstance(backend.model, WordPiece)
-    new = [
-        AddedToken(t, special=True, normalized=False, lstrip=lstrip and t == mask)
-        for t in tokens
-        if t is not None and t not in known
-    ]
-    if new:
-        backend.add_special_tokens(new)
-
-
-def _class_for(backend: Backend) -> str:
-    """The transformers class whose pipeline matches the backend's model type."""
-    model = type(backend.model).__name__
-    return {
-        "WordPiece": "BertTokenizer",
-        "BPE": "RobertaTokenizer",
-        "Unigram": "AlbertTokenizer",
-    }.get(model, "PreTrainedTokenizerFast")

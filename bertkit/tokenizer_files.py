@@ -1,13 +1,54 @@
-"""Tokenizer pipelines built from legacy files: vocab.txt, vocab.json + merges.txt, spiece.model."""
+"""A tokenizer folder's files: its config and special tokens, and pipelines built from legacy files
+(vocab.txt, vocab.json + merges.txt, spiece.model)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as Backend
-from tokenizers import decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, Unigram, WordPiece
+
+SPECIAL_NAMES = ("cls", "sep", "pad", "mask", "unk")
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """tokenizer_config.json merged with special_tokens_map.json; special tokens as plain strings."""
+    config: dict[str, Any] = {}
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (folder / name).is_file():
+            config.update(json.loads((folder / name).read_text(encoding="utf-8")))
+    for name in SPECIAL_NAMES:
+        value = config.get(f"{name}_token")
+        if isinstance(value, dict):  # transformers may store an AddedToken as a dict
+            config[f"{name}_token"] = value.get("content")
+    return config
+
+
+def register_specials(backend: Backend, tokens: list[str | None], mask: str | None) -> None:
+    """Make sure special tokens are never split, marking them special as transformers does."""
+    known = {t.content for t in backend.get_added_tokens_decoder().values()}
+    # RoBERTa's and ALBERT's released tokenizers let the mask absorb the space before it ("a <mask>").
+    lstrip = not isinstance(backend.model, WordPiece)
+    new = [
+        AddedToken(t, special=True, normalized=False, lstrip=lstrip and t == mask)
+        for t in tokens
+        if t is not None and t not in known
+    ]
+    if new:
+        backend.add_special_tokens(new)
+
+
+def class_for(backend: Backend) -> str:
+    """The transformers class whose pipeline matches the backend's model type."""
+    model = type(backend.model).__name__
+    return {
+        "WordPiece": "BertTokenizer",
+        "BPE": "RobertaTokenizer",
+        "Unigram": "AlbertTokenizer",
+    }.get(model, "PreTrainedTokenizerFast")
 
 
 def _special(config: dict[str, Any], name: str, default: str) -> str:
