@@ -8,6 +8,7 @@ document-question-answering pipeline), then the same word alignment and ranking.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,18 @@ def pipeline_answers(folder: str, question: str, context: str, *, max_seq_len: i
     return out if isinstance(out, list) else [out]
 
 
+@functools.lru_cache(maxsize=4)
+def _load(folder: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder), AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+
+
 def _reassembled(folder: str, question: str, context: str, *, max_seq_len: int, doc_stride: int,
                  max_answer_len: int, top_k: int, handle_impossible_answer: bool) -> list[dict[str, Any]]:  # fmt: skip
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
     from transformers.pipelines.document_question_answering import select_starts_ends
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+    tokenizer, model = _load(folder)
     enc = tokenizer(text=question, text_pair=context, truncation="only_second", max_length=max_seq_len,
                     stride=doc_stride, return_token_type_ids=True, return_overflowing_tokens=True,
                     return_offsets_mapping=True, return_special_tokens_mask=True)  # fmt: skip
