@@ -103,18 +103,26 @@ def _read(task: Any, path: str, options: dict[str, Any] | None, *, labelled: boo
     return examples, targets
 
 
-def evaluate(predictor: str, data: str, *, read_options: dict[str, Any] | None = None) -> Evaluation:
+def evaluate(predictor: str, data: str, *, predictions: str | None = None,
+             read_options: dict[str, Any] | None = None) -> Evaluation:  # fmt: skip
     """The task's report of a saved predictor on a labelled file (printed and returned).
 
     Args:
         predictor: folder written by finetune or Predictor.save
         data: labelled file in the task's format
+        predictions: write the predictions here in the task's standard format (qa: the official
+            SQuAD JSON, question id -> answer)
         read_options: options of the task's file reader, e.g. {"text_column": "sentence"}
     """
     loaded = load_predictor(predictor)
     examples, targets = _read(loaded.task, data, read_options, labelled=True)
     result = loaded.evaluate(examples, targets)
     print(result)
+    if predictions is not None:
+        if result.predictions is None:
+            raise ValueError(f"the {loaded.task.name} task has no standard predictions file format")
+        save_json(predictions, result.predictions)
+        print(f"wrote the predictions to {predictions}")
     return result
 
 
@@ -170,7 +178,7 @@ def _finetune_command(args: argparse.Namespace) -> int:
 def _evaluate_command(args: argparse.Namespace) -> int:
     loaded_task = _folder_task(args.predictor)
     read_options = {k: getattr(args, k) for k in option_names(task_class(loaded_task).read) if hasattr(args, k)}
-    evaluate(args.predictor, args.data, read_options=read_options)
+    evaluate(args.predictor, args.data, predictions=args.predictions, read_options=read_options)
     return 0
 
 

@@ -27,13 +27,19 @@ from bertkit.tokenizer import Tokenizer
 
 @dataclass
 class QaTask:
-    """Settings of extractive QA; saved in a predictor's bertkit.json.
+    """Extractive question answering (SQuAD v1.1/v2.0): the answer is a span of the context.
 
-    `doc_stride` is the number of tokens two consecutive windows of a context share (the
-    `transformers` meaning of stride); `max_answer_len` counts tokens. `null_answers` allows ""
-    (SQuAD v2.0); None means: decided by the training data (True when it has unanswerable
-    questions). With `tune_threshold`, `evaluate` on data with unanswerable questions adopts the
-    threshold that gives the best F1 (as the official v2.0 evaluation reports it).
+    Args:
+        maxlen: tokens per window (question + context + special tokens)
+        doc_stride: tokens two consecutive windows of a long context share
+        max_question_len: questions are cut to this many tokens
+        max_answer_len: longest answer, in tokens
+        null_answers: allow "no answer" (SQuAD v2.0); default: decided by the training data
+            (true when it has unanswerable questions)
+        null_threshold: answer "" when the null score beats the best span's score by more than this
+        tune_threshold: evaluating data with unanswerable questions sets null_threshold to the
+            best-F1 threshold (as the official v2.0 evaluation finds it)
+        align_to_words: widen answers to whole words (as the transformers pipeline does)
     """
 
     name: ClassVar[str] = "qa"
@@ -141,6 +147,9 @@ class QaTask:
     # -------------------------------------------------------------------------- metrics
     def metrics(self, outputs: list[np.ndarray], data: TaskData) -> dict[str, float]:
         """val_loss, val_exact and val_f1 (in %), HasAns/NoAns and best-threshold figures for v2.0."""
+        return self._scores(outputs, data)[0]
+
+    def _scores(self, outputs: list[np.ndarray], data: TaskData) -> tuple[dict[str, float], list[str]]:
         if data.targets is None:
             raise ValueError("this data has no answers; pass answers to evaluate it")
         spans = self._spans(outputs, data, top_k=1)
@@ -152,27 +161,32 @@ class QaTask:
         scores = squad_metrics(data.targets, predictions, odds, [b["answer"] for b in best])
         if all(data.targets):  # no unanswerable question: the threshold figures say nothing
             scores = {k: v for k, v in scores.items() if not k.startswith("best_")}
-        return {"val_loss": _loss(outputs, data), **{f"val_{k}": v for k, v in scores.items()}}
+        return {"val_loss": _loss(outputs, data), **{f"val_{k}": v for k, v in scores.items()}}, predictions
 
     def evaluate(self, outputs: list[np.ndarray], data: TaskData,
                  class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
-        """EM/F1 (and HasAns/NoAns, best thresholds) as the official SQuAD evaluation prints them."""
-        scores = self.metrics(outputs, data)
-        lines = [f"{k[4:]}: {v:.4f}" if isinstance(v, float) and not k.endswith("total") else f"{k[4:]}: {int(v)}"
-                 for k, v in scores.items()]  # fmt: skip
+        """EM/F1 at the current threshold (and HasAns/NoAns, the best thresholds) as the official
+        SQuAD evaluation prints them; `predictions` holds the official predictions JSON
+        ({question id: answer}). With `tune_threshold` and unanswerable questions, null answers
+        are allowed from then on and `null_threshold` becomes the best-F1 threshold (a predictor
+        saved afterwards keeps it)."""
+        scores, predictions = self._scores(outputs, data)
+        lines = [f"{k[4:]}: {int(v)}" if k.endswith("total") else f"{k[4:]}: {v:.4f}" for k, v in scores.items()]
+        if self.null_answers:
+            lines.append(f"null_threshold: {self.null_threshold:.6f}")
         if self.tune_threshold and "val_best_f1_thresh" in scores:
+            self.null_answers = True
             self.null_threshold = float(scores["val_best_f1_thresh"])
-            lines.append(f"null_threshold set to {self.null_threshold:.6f} (the best-F1 threshold)")
-        report = {k[4:]: v for k, v in scores.items()}
-        return Evaluation("\n".join(lines), report, None, [], scores)
-
-    def official_predictions(self, predictions: Sequence[dict[str, Any]], data: TaskData) -> dict[str, str]:
-        """The official predictions JSON: {question id: answer text}."""
-        return {x.id or str(i): p["answer"] for i, (x, p) in enumerate(zip(data.examples, predictions, strict=True))}
+            lines.append(f"null_threshold set to {self.null_threshold:.6f} from now on (the best-F1 threshold)")
+        official = {x.id or str(i): p for i, (x, p) in enumerate(zip(data.examples, predictions, strict=True))}
+        return Evaluation("\n".join(lines), {k[4:]: v for k, v in scores.items()}, None, [], scores,
+                          predictions=official)  # fmt: skip
 
     # -------------------------------------------------------------------------- predictor
-    def records(self, predictions: list[Any], data: TaskData) -> list[dict[str, Any]]:
-        return [{"id": x.id, "question": x.question, **p} for x, p in zip(data.examples, predictions, strict=True)]
+    def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
+        """{"id", "question", "answer", "score", "start", "end"} per question."""
+        return [{"id": x.id, "question": x.question, **p}
+                for x, p in zip(data.examples, self.decode(outputs, data), strict=True)]  # fmt: skip
 
     def predict(self, predictor: Any, *inputs: Any, top_k: int = 1) -> Any:
         """`predict(question, context)` → {"answer", "score", "start", "end"}; a list of
