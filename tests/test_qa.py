@@ -1,5 +1,5 @@
-"""Extractive QA: SQuAD reading, the official metrics, windows and their spans, decoding equal to
-the transformers question-answering pipeline, and a tiny model that learns."""
+"""Extractive QA: SQuAD reading, the official metrics, windows and their spans, and decoding equal
+to the transformers question-answering pipeline (learning, predictor and CLI: test_qa_api.py)."""
 
 from __future__ import annotations
 
@@ -247,54 +247,3 @@ def test_evaluate_tunes_the_threshold_to_the_best_f1(qa_folder):
     assert m["val_HasAns_total"] == 3 and m["val_NoAns_total"] == 3 and m["val_best_f1"] >= m["val_f1"]
     assert task.null_threshold == m["val_best_f1_thresh"] and "null_threshold set to" in str(report)
     assert task.metrics(outputs, data)["val_f1"] == pytest.approx(m["val_best_f1"])
-
-
-# ------------------------------------------------------------------------------ learning
-
-_FILLER = ["river", "stone", "market", "winter", "garden", "letter", "window", "silver", "forest", "candle"]
-_CODES = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
-
-
-def code_questions(n: int, seed: int) -> tuple[list[tuple[str, str]], list[list[dict]]]:
-    """Contexts of filler words; two thirds say "the code is COLOUR" somewhere (the answer), the
-    others have no code (SQuAD v2.0: no answer)."""
-    rng = np.random.default_rng(seed)
-    pairs, answers = [], []
-    for i in range(n):
-        words = [str(w) for w in rng.choice(_FILLER, size=int(rng.integers(8, 30)))]
-        gold = []
-        if i % 3:
-            code = str(rng.choice(_CODES))
-            cut = int(rng.integers(0, len(words)))
-            before = " ".join(words[:cut] + ["the", "code", "is"])
-            words = words[:cut] + ["the", "code", "is", code] + words[cut:]
-            gold = [{"text": code, "answer_start": len(before) + 1}]
-        pairs.append(("what is the code?", " ".join(words)))
-        answers.append(gold)
-    return pairs, answers
-
-
-def test_a_tiny_model_learns_spans_and_no_answer(tmp_path):
-    import functools
-
-    from bertkit.data.batching import pad_collate
-    from bertkit.train import TrainConfig, fit
-
-    folder = make_tiny_model(tmp_path / "tiny", seed=1, dropout=0.0)
-    tokenizer = bertkit.Tokenizer.from_pretrained(folder)
-    model = bertkit.load_model(folder, head="qa")
-    task = QaTask(maxlen=32, doc_stride=8, max_answer_len=5)
-    pairs, answers = code_questions(300, seed=0)
-    task.prepare(pairs, answers)
-    train = task.featurize(tokenizer, pairs, answers)
-    assert len(train) > len(pairs)  # long contexts became several windows
-    config = TrainConfig(lr=3e-3, epochs=3, batch_size=32, warmup=0.1, progress=False, seed=0)
-    fit(model, train, task.loss_fn(train), config, collate=functools.partial(pad_collate, pad_id=train.pad_id),
-        lengths=train.lengths)  # fmt: skip
-    scores = {}
-    for name, seed in (("dev", 1), ("test", 2)):  # evaluate tunes the null threshold on dev
-        data = task.featurize(tokenizer, *code_questions(60, seed=seed))
-        report = task.evaluate(forward_features(model, data.features, pad_id=data.pad_id), data)
-        scores[name] = report.metrics
-    assert scores["dev"]["val_best_f1"] >= 95, scores
-    assert scores["test"]["val_HasAns_exact"] >= 85 and scores["test"]["val_NoAns_exact"] >= 85, scores
