@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 import bertkit
 from bertkit.data.batching import pad_collate
@@ -95,6 +96,7 @@ def train_transformers(hf_model, train, args) -> tuple[float, list[float]]:
     losses = []
     torch.manual_seed(args.seed)
     hf_model.train()
+    bar = tqdm(total=total, desc="transformers", unit="step")
     start = time.perf_counter()
     for _ in range(args.epochs):
         epoch = []
@@ -106,8 +108,10 @@ def train_transformers(hf_model, train, args) -> tuple[float, list[float]]:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             epoch.append(loss.item())
+            bar.update(1)
         losses.append(round(sum(epoch) / len(epoch), 4))
     seconds = time.perf_counter() - start
+    bar.close()
     hf_model.eval()
     return seconds, losses
 

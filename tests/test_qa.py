@@ -189,7 +189,9 @@ def test_bad_inputs_name_the_question(qa_folder):
     with pytest.raises(ValueError, match=r"question 0 \(no id\): answer 'Lyon' does not match"):
         task.featurize(tokenizer, [("q?", "Paris is big")], [[{"text": "Lyon", "answer_start": 0}]])
     with pytest.raises(ValueError, match="doc_stride must be"):
-        QaTask(maxlen=64, doc_stride=40)
+        QaTask(maxlen=64, doc_stride=64)
+    with pytest.raises(ValueError, match="cannot cut contexts into windows.*max_question_len"):
+        QaTask(maxlen=24, doc_stride=12).featurize(tokenizer, [("a long question " * 3, NORMANS)])
     with pytest.raises(ValueError, match='JSON {"question"'):
         task.example_from_line("what is this")
 

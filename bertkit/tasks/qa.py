@@ -57,8 +57,8 @@ class QaTask:
     def __post_init__(self) -> None:
         if self.maxlen < 16:
             raise ValueError(f"maxlen must be at least 16 tokens, got {self.maxlen}")
-        if not 0 <= self.doc_stride < self.maxlen // 2:
-            raise ValueError(f"doc_stride must be in [0, maxlen/2), got {self.doc_stride} for maxlen {self.maxlen}")
+        if not 0 <= self.doc_stride < self.maxlen:
+            raise ValueError(f"doc_stride must be in [0, maxlen), got {self.doc_stride} for maxlen {self.maxlen}")
         if self.max_question_len < 1 or self.max_answer_len < 1:
             raise ValueError("max_question_len and max_answer_len must be at least 1 token")
 
