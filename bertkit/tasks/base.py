@@ -122,8 +122,9 @@ class Task(Protocol):
         """The full report of labelled `data`: printable, JSON-able, with metrics."""
         ...
 
-    def records(self, predictions: list[Any], data: TaskData) -> list[dict[str, Any]]:
-        """One JSON-able record per example (what `bertkit predict` writes as a line)."""
+    def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
+        """One JSON-able record per example (what `bertkit predict` writes as a line), from the
+        per-feature outputs, as `Predictor.records` calls it."""
         ...
 
     def predict(self, predictor: Any, *inputs: Any, **options: Any) -> Any:
