@@ -9,7 +9,8 @@ anneal to ~0, momentum not cycled), gradient clipping at 1.0, seed 42.
 - bertkit: `text.Transformer` -> `get_learner` -> `fit_onecycle`, its length-bucketed batches.
 - transformers, plain loop: the same batches in the same order (taken from bertkit's sampler),
   `DataCollatorWithPadding`, `torch.optim.AdamW`, `OneCycleLR`, `clip_grad_norm_`.
-- transformers `Trainer`: `group_by_length=True`, SDPA attention, the same AdamW and OneCycleLR.
+- transformers `Trainer`: length-grouped batches (`group_by_length=True`, called
+  `train_sampling_strategy="group_by_length"` since transformers 5), SDPA attention, the same AdamW and OneCycleLR.
 Throughput = training examples per second of training (tokenisation and validation excluded).
 
     python benchmarks/finetune_small_batch.py [--train-examples 1200] [--batch-sizes 6 16]
@@ -20,6 +21,7 @@ Target at batch 6: throughput ratio bertkit / plain loop >= 2.0 at accuracy with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -32,6 +34,7 @@ from bertkit import text
 from bertkit.api import get_learner
 from bertkit.data.batching import LengthBucketSampler
 from bertkit.data.movie_reviews import rotten_tomatoes_split
+from bertkit.train import param_groups
 
 CLASSES = ["negative", "positive"]
 PHASES = ("data", "forward", "backward", "clip", "optimizer", "scheduler", "logging")
@@ -134,7 +137,7 @@ def run_trainer(shared: dict, args, batch_size: int, out_dir: str) -> dict:
     rows = _hf_rows(shared, tokenizer, args, shared["train"])
     training = TrainingArguments(
         output_dir=out_dir, per_device_train_batch_size=batch_size, num_train_epochs=args.epochs,
-        learning_rate=args.lr, weight_decay=0.01, max_grad_norm=1.0, group_by_length=True,
+        learning_rate=args.lr, weight_decay=0.01, max_grad_norm=1.0, train_sampling_strategy="group_by_length",
         seed=args.seed, data_seed=args.seed, report_to=[], save_strategy="no", logging_steps=50,
         disable_tqdm=True, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
     )  # fmt: skip
@@ -165,27 +168,44 @@ def _figures(accuracy: float, examples: int, seconds: float) -> dict:
 
 
 def profile_steps(shared: dict, args, batch_size: int) -> dict:
-    """Profile bertkit's loop over `--profile-steps` steps (after 3 unprofiled ones): ms per step
-    in each phase of the step, as labelled in `bertkit.train.loop`."""
+    """Profile bertkit's loop over `--profile-steps` steps: ms per step in each phase of the step,
+    as labelled in `bertkit.train.loop`. `--baseline` profiles the step as it was before the
+    row-wise optimizer: PyTorch's default AdamW and `clip_grad_norm_` over dense gradients."""
+    from torch.profiler import ProfilerActivity, profile
+
     import bertkit
-    from torch.profiler import ProfilerActivity, profile, schedule
 
     model = bertkit.load_model(shared["folder"], head="classification", labels=CLASSES)
     learner = get_learner(model, shared["train_data"], batch_size=batch_size)
     n = args.profile_steps
-    with profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=0, warmup=3, active=n)) as prof:
-        stepper = type("Stepper", (), {"on_step_end": lambda self, state: prof.step()})()
+    with _baseline_step(args.baseline), profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
-        learner.train(args.lr, 1, schedule="onecycle", warmup=0.0, max_steps=n + 3, seed=args.seed,
-                      callbacks=[stepper], progress=True)  # fmt: skip
+        learner.train(args.lr, 1, schedule="onecycle", max_steps=n, seed=args.seed, progress=True)
         seconds = time.perf_counter() - start
     phases = {e.key[len("step.") :]: e.cpu_time_total / 1e3 / n for e in prof.key_averages()
               if e.key.startswith("step.")}  # fmt: skip
-    figures = {name: round(phases.get(name, 0.0), 2) for name in PHASES}
-    figures["sum_ms"] = round(sum(figures.values()), 2)
-    figures["wall_ms_per_step_unprofiled_estimate"] = round(1e3 * seconds / (n + 3), 2)
-    print(f"batch {batch_size}, ms per step: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
+    figures = {name: round(phases.get(name, 0.0), 1) for name in PHASES}
+    figures["sum"] = round(sum(figures.values()), 1)
+    figures["wall"] = round(1e3 * seconds / n, 1)
+    label = "baseline" if args.baseline else "bertkit"
+    print(f"{label} batch {batch_size}, ms per step (profiled): " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     return figures
+
+
+@contextlib.contextmanager
+def _baseline_step(enabled: bool):
+    import bertkit.train.loop as loop
+
+    saved = loop.build_optimizer, loop.clip_grad_norm
+    if enabled:
+        def plain_adamw(model, name, *, lr, weight_decay, betas, eps):
+            return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=eps or 1e-8)
+
+        loop.build_optimizer, loop.clip_grad_norm = plain_adamw, torch.nn.utils.clip_grad_norm_
+    try:
+        yield
+    finally:
+        loop.build_optimizer, loop.clip_grad_norm = saved
 
 
 def main() -> None:
@@ -200,8 +220,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile-steps", type=int, default=0, help="profile N bertkit steps instead")
+    parser.add_argument("--baseline", action="store_true", help="profile the step before the row-wise optimizer")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     figures: dict = {"settings": vars(args) | {"threads": torch.get_num_threads()}}
     with tempfile.TemporaryDirectory() as tmp:
         for batch_size in args.batch_sizes:

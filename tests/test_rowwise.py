@@ -180,3 +180,33 @@ def test_resume_with_row_wise_updates_is_bit_exact(tmp_path):
     fit(resumed, rows, loss_fn, config, collate=collate, lengths=lengths)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_facade_fine_tuning_equals_dense_adamw(tmp_path, monkeypatch):
+    """The ktrain-style path on a tiny BERT with a real 30,522-row vocabulary: same weights as with
+    every table dense (a padding row, position and token-type tables, most rows never touched)."""
+    from finetune_helpers import emotion_data, make_tiny_model
+
+    import bertkit as ktrain
+    from bertkit import text
+
+    folder = str(make_tiny_model(tmp_path / "model", dropout=0.0))
+    x, y = emotion_data(18)
+    t = text.Transformer(folder, maxlen=32, batch_size=6)
+    train = t.preprocess_train(x, y)
+
+    def trained() -> dict[str, torch.Tensor]:
+        learner = ktrain.get_learner(t.get_classifier(seed=0), train_data=train, batch_size=6)
+        learner.fit_onecycle(1e-2, 2, progress=False)
+        return learner.model.state_dict()
+
+    row_steps = []
+    original = RowAdamW._row_step
+    monkeypatch.setattr(RowAdamW, "_row_step", lambda self, p, group: row_steps.append(p.shape) or original(self, p, group))
+    fast = trained()
+    assert row_steps == [(30522, 32)] * 6  # only the word table, at every step
+    monkeypatch.setattr("bertkit.train.rowwise.ROW_UPDATE_MIN_ROWS", 10**9)
+    dense = trained()
+    assert len(row_steps) == 6
+    for name, value in dense.items():
+        torch.testing.assert_close(fast[name], value, atol=2e-6, rtol=1e-5, msg=name)
