@@ -86,6 +86,11 @@ class EncoderConfig:
             )
 
     @property
+    def unique_layers(self) -> int:
+        """How many Layer modules the stack holds: 1 when ALBERT shares whole layers."""
+        return 1 if self.share_layers and self.shared_blocks == "all" else self.num_layers
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 
@@ -251,8 +256,10 @@ def _preset(family: Family, size: str, vocab: int, **extra: Any) -> EncoderConfi
 _ROBERTA = dict(max_positions=514, type_vocab_size=1, pad_token_id=1, position_offset=2, layer_norm_eps=1e-5)
 _ALBERT = dict(embedding_size=128, activation="gelu_new", hidden_dropout=0.0, attention_dropout=0.0,
                classifier_dropout=0.1, share_layers=True)
-# v1 (the ALBERT paper's first release) kept BERT's dropout and exact GELU; v2 dropped dropout.
+# v1 (the ALBERT paper's first release) has exact GELU in its Hugging Face configs and dropout 0.1,
+# except xxlarge (0, as released; google-research/albert#23); v2 removed dropout everywhere.
 _ALBERT_V1 = _ALBERT | dict(activation="gelu", hidden_dropout=0.1, attention_dropout=0.1)
+_ALBERT_V1_XXLARGE = _ALBERT | dict(activation="gelu")
 
 PRESETS: dict[str, EncoderConfig] = {
     "bert-base-uncased": _preset("bert", "base", 30522),
@@ -268,7 +275,7 @@ PRESETS: dict[str, EncoderConfig] = {
     "albert-base-v1": _preset("albert", "base", 30000, **_ALBERT_V1),
     "albert-large-v1": _preset("albert", "large", 30000, **_ALBERT_V1),
     "albert-xlarge-v1": _preset("albert", "xlarge", 30000, **_ALBERT_V1),
-    "albert-xxlarge-v1": _preset("albert", "xxlarge", 30000, **_ALBERT_V1),
+    "albert-xxlarge-v1": _preset("albert", "xxlarge", 30000, **_ALBERT_V1_XXLARGE),
     "albert-base-v2": _preset("albert", "base", 30000, **_ALBERT),
     "albert-large-v2": _preset("albert", "large", 30000, **_ALBERT),
     "albert-xlarge-v2": _preset("albert", "xlarge", 30000, **_ALBERT),

@@ -173,8 +173,7 @@ class Encoder(nn.Module):
             nn.Linear(config.embedding_size, config.hidden_size)
             if config.embedding_size != config.hidden_size else None
         )
-        unique = 1 if config.share_layers and config.shared_blocks == "all" else config.num_layers
-        self.layers = nn.ModuleList(Layer(config) for _ in range(unique))
+        self.layers = nn.ModuleList(Layer(config) for _ in range(config.unique_layers))
         if config.share_layers and config.shared_blocks != "all":
             share_blocks(self.layers, config.shared_blocks)
         self.pooler = Pooler(config.hidden_size) if pooler else None
