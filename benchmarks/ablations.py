@@ -2,7 +2,7 @@
 size, each pre-trained for the same number of optimizer steps and fine-tuned on rotten_tomatoes.
 
     python benchmarks/ablations.py [--steps 10000] [--seeds 3]        # the pre-training demo's budget
-    python benchmarks/ablations.py --steps 200 --seq 64 --imdb 5000 --finetune-limit 2000 --threads 1 \\
+    python benchmarks/ablations.py --steps 200 --seq 64 --imdb 5000 --finetune-limit 1000 --threads 1 \\
         --out benchmarks/results/ablations_cpu2.json --doc docs/ablations.md    # the run in docs/ablations.md
     python benchmarks/ablations.py --steps 2 --seq 32 --imdb 200 --corpus-files 40 --seeds 1 \\
         --finetune-limit 64 --finetune-epochs 1 --eval-samples 32                # smoke run
@@ -37,7 +37,7 @@ from bertkit.io import atomic_write_text
 from bertkit.plotting import finish_figure, new_figure
 from bertkit.pretrain import PretrainDataset, prepare_corpus, train_vocab
 from bertkit.pretrain.objectives import evaluate_pretraining
-from bertkit.pretrain.run import pretrain
+from bertkit.pretrain.run import build_pretraining_model, pretrain
 from bertkit.tokenizer import Tokenizer
 from bertkit.train import native_bf16
 
@@ -121,16 +121,32 @@ def held_out_metrics(model_dir: Path, row: Row, held: PretrainDataset, samples: 
     return {**standard, "mlm_accuracy_mask_only": mask_only["mlm_accuracy"]}
 
 
+def _steps_done(run: Path) -> int | None:
+    """The last logged step of a finished pre-training run in `run`, or None."""
+    if not (run / "model" / "config.json").is_file() or not (run / "metrics.jsonl").is_file():
+        return None
+    return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["global_step"]
+
+
 def pretrain_row(args: argparse.Namespace, row: Row, data: PretrainDataset, held: PretrainDataset,
                  work: Path) -> dict:
-    start = time.perf_counter()
-    model_dir = pretrain(data.folder, work / row.name, model=shape(args, row), dropout=0.0, lr=args.lr,
-                         objective=row.objective, pair_objective=row.pair, mask_mix=row.mix,
-                         batch_size=args.batch, warmup=0.06, max_steps=args.steps, bf16=native_bf16(),
-                         checkpoint_every=None, log_every=max(1, args.steps // 20), resume=False, progress=False)
+    """Pre-train one row (unless --work already holds its finished run) and measure it held out."""
+    cached = work / "results" / f"{row.name}.pretrain.json"
+    if cached.is_file() and not args.fresh:
+        return json.loads(cached.read_text())
+    start, model_dir = time.perf_counter(), work / row.name / "model"
+    if args.fresh or _steps_done(work / row.name) != args.steps:  # else a finished run of this budget
+        model_dir = pretrain(data.folder, work / row.name, model=shape(args, row), dropout=0.0, lr=args.lr,
+                             objective=row.objective, pair_objective=row.pair, mask_mix=row.mix,
+                             batch_size=args.batch, warmup=0.06, max_steps=args.steps, bf16=native_bf16(),
+                             checkpoint_every=None, log_every=max(1, args.steps // 20), resume=False,
+                             progress=False)
     minutes = (time.perf_counter() - start) / 60
-    return {"pretrain_minutes": round(minutes, 2), "model_dir": str(model_dir),
-            "held_out": {k: round(v, 4) for k, v in held_out_metrics(model_dir, row, held, args.eval_samples).items()}}
+    held_out = held_out_metrics(model_dir, row, held, args.eval_samples)
+    result = {"pretrain_minutes": round(minutes, 2), "model_dir": str(model_dir),
+              "held_out": {k: round(v, 4) for k, v in held_out.items()}}
+    atomic_write_text(cached, json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def classifier(row: Row, model_dir: Path | None, config: bertkit.EncoderConfig) -> nn.Module:
@@ -141,11 +157,12 @@ def classifier(row: Row, model_dir: Path | None, config: bertkit.EncoderConfig) 
     return bertkit.load_model(model_dir, head="classification", num_labels=2)
 
 
-def finetune_row(args: argparse.Namespace, row: Row, model_dir: Path | None, base_dir: Path) -> dict:
+def finetune_row(args: argparse.Namespace, row: Row, model_dir: Path | None, data: PretrainDataset) -> dict:
     """Fine-tune once per seed with the demo's recipe; final validation accuracy per seed."""
-    tokenizer = Tokenizer.from_pretrained(base_dir)
+    tokenizer = Tokenizer.from_pretrained(data.folder / data.manifest.tokenizer_dir)
     features = rotten_tomatoes_features(tokenizer)
-    config = bertkit.load_model(base_dir).config  # the random-init row's shape: the MLM + NSP model's
+    # the random-init row's model: the 2-layer MLM + NSP architecture, exactly as pre-training builds it
+    config = build_pretraining_model(shape(args, ROWS[0]), data.manifest, max_length=args.seq).config
     accuracies, start = [], time.perf_counter()
     for seed in range(args.seeds):
         torch.manual_seed(seed)  # the classifier's (and the random-init model's) initial weights
@@ -157,19 +174,18 @@ def finetune_row(args: argparse.Namespace, row: Row, model_dir: Path | None, bas
             "finetune_minutes": round((time.perf_counter() - start) / 60, 2)}
 
 
-def run_row(args: argparse.Namespace, row: Row, data: PretrainDataset, held: PretrainDataset, work: Path,
-            done: dict[str, dict]) -> dict:
+def run_row(args: argparse.Namespace, row: Row, data: PretrainDataset, held: PretrainDataset, work: Path) -> dict:
+    """One row: pre-training (or another row's, or none) and fine-tuning, each cached in --work, so
+    rows can also run in separate processes (`--rows`) and a final call collects them."""
     cached = work / "results" / f"{row.name}.json"
     if cached.is_file() and not args.fresh:
         return json.loads(cached.read_text())
     result: dict = {"row": asdict(row)}
-    if row.pretrained_as is None:
-        result |= pretrain_row(args, row, data, held, work)
-    source = row.pretrained_as
-    model_dir = Path(result["model_dir"]) if source is None else (Path(done[source]["model_dir"]) if source else None)
-    result |= finetune_row(args, row, model_dir, Path(done.get("mlm_nsp", result)["model_dir"]))
+    source = row.name if row.pretrained_as is None else row.pretrained_as
     if source:
-        result["held_out"] = done[source]["held_out"]
+        source_row = next(r for r in ROWS if r.name == source)
+        result |= pretrain_row(args, source_row, data, held, work)
+    result |= finetune_row(args, row, Path(result["model_dir"]) if source else None, data)
     atomic_write_text(cached, json.dumps(result, indent=2) + "\n")
     return result
 
@@ -270,10 +286,10 @@ def main() -> None:
     data, held = prepare(args, work)
     print(f"{len(data)} NSP samples of up to {args.seq} tokens ({data.manifest.num_tokens} tokens), "
           f"{len(held)} held out; {args.steps} steps of batch {args.batch} per row")
-    rows = [r for r in ROWS if not args.rows or r.name in args.rows or r.name == "mlm_nsp"]
+    rows = [r for r in ROWS if not args.rows or r.name in args.rows]
     results: dict[str, dict] = {}
     for row in tqdm(rows, desc="ablation rows", unit="row"):
-        results[row.name] = run_row(args, row, data, held, work, results)
+        results[row.name] = run_row(args, row, data, held, work)
         r = results[row.name]
         print(f"{row.label}: accuracy {r['mean']:.4f} ± {r['std']:.4f} {r['accuracy']}; held-out {r.get('held_out')}",
               flush=True)

@@ -62,6 +62,19 @@ def parse_mask_mix(mix: str | Sequence[float]) -> MaskMix:
     return values[0], values[1], values[2]
 
 
+def mismatch_note(mix: Sequence[float]) -> str | None:
+    """A note for mixes other than 80/10/10: fine-tuning inputs never hold [MASK], so the share of
+    predicted tokens that pre-training hides behind it is a pre-train/fine-tune mismatch (the BERT
+    paper, Appendix C.2: 100/0/0 cost most in feature-based use; random-only did badly too)."""
+    share_mask, share_random, share_kept = parse_mask_mix(mix)
+    if (share_mask, share_random, share_kept) == DEFAULT_MIX:
+        return None
+    return (f"mask mix {share_mask:.0%}/{share_random:.0%}/{share_kept:.0%} ([MASK]/random/unchanged): "
+            f"fine-tuning inputs never contain [MASK], while pre-training hides {share_mask:.0%} of the "
+            "predicted tokens behind it; the BERT paper (Table 8) found fine-tuning robust to the mix but "
+            "feature-based use hurt by [MASK]-only (and by random-only) masking")
+
+
 def next_token_labels(input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(B, T) targets of the left-to-right objective: position t predicts token t + 1; the last
     real token and padding (positions >= its length - 1) get -100."""

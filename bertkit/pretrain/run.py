@@ -11,6 +11,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +25,14 @@ from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
 from bertkit.model.checkpoint import write_model_files
 from bertkit.plotting import finish_figure, new_figure
-from bertkit.pretrain.masking import OBJECTIVES, MLMCollator, Objective, parse_mask_mix
+from bertkit.pretrain.masking import (
+    DEFAULT_MIX,
+    OBJECTIVES,
+    MLMCollator,
+    Objective,
+    mismatch_note,
+    parse_mask_mix,
+)
 from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.shards import Manifest, PretrainDataset
 from bertkit.train import TrainConfig, TrainState, distributed, fit, native_bf16, set_seed
@@ -280,6 +288,9 @@ def pretrain(
     out = Path(out_dir)
     plan = _phases(data_dir, phases, max_steps)
     manifest = plan[0].data.manifest
+    note = mismatch_note(mix or manifest.masking.get("mix", DEFAULT_MIX)) if objective == "mlm" else None
+    if note and distributed.is_main():
+        warnings.warn(note, stacklevel=2)
     if distributed.is_main():
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
