@@ -293,8 +293,9 @@ def main() -> None:
         r = results[row.name]
         print(f"{row.label}: accuracy {r['mean']:.4f} ± {r['std']:.4f} {r['accuracy']}; held-out {r.get('held_out')}",
               flush=True)
-    budget = (f"{args.steps} steps × batch {args.batch} × {args.seq} tokens per row; fine-tuning "
-              f"{args.finetune_limit or 'all'} examples × {args.finetune_epochs} epochs, {args.seeds} seeds")
+    limit = f"the training set thinned to about {args.finetune_limit} reviews" if args.finetune_limit else "all reviews"
+    budget = (f"{args.steps} steps × batch {args.batch} × {args.seq} tokens per row; fine-tuning on "
+              f"{limit}, {args.finetune_epochs} epochs, {args.seeds} seeds")
     block = f"Budget: {budget}.\n\n{table(results)}\n\n{closing_note(results)}\n\n![ablations]({Path(args.plot).name})"
     print(block)
     plot(results, Path(args.plot))
