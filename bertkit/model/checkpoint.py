@@ -42,7 +42,8 @@ _DISTILBERT_LAYER = [
     ("transformer.layer.{}.ffn.lin2", "feed_forward.output"),
     ("transformer.layer.{}.output_layer_norm", "output_norm"),
 ]
-_ALBERT = "encoder.albert_layer_groups.0.albert_layers.{}."
+# One group holds the shared layer; partially shared models are saved as one group per layer.
+_ALBERT = "encoder.albert_layer_groups.{}.albert_layers.0."
 _ALBERT_LAYER = [
     ((_ALBERT + "attention.query", _ALBERT + "attention.key", _ALBERT + "attention.value"), "attention.qkv"),
     (_ALBERT + "attention.dense", "attention.output"),
@@ -137,8 +138,7 @@ def key_table(config: EncoderConfig, head: str | None) -> dict[str, tuple[str, .
         table["encoder.pooler.dense.weight"], table["encoder.pooler.dense.bias"] = ("pooler.weight",), ("pooler.bias",)
     else:
         table["encoder.pooler.dense.weight"], table["encoder.pooler.dense.bias"] = ("pooler.dense.weight",), ("pooler.dense.bias",)
-    unique = 1 if config.share_layers else config.num_layers
-    for i in range(unique):
+    for i in range(config.unique_layers):
         for ckpt, ours in _expand(_LAYERS[config.family]):
             table[f"encoder.layers.{i}.{ours}"] = tuple(c.format(i) for c in ckpt)
     for ckpt, ours in head_table(config.family, head):

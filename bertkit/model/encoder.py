@@ -118,8 +118,10 @@ class Pooler(nn.Module):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))
+    def forward(self, hidden: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """`index` (batch,): read that position instead of the first (a causal encoder's last token)."""
+        first = hidden[:, 0] if index is None else hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+        return torch.tanh(self.dense(first))
 
 
 def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -129,6 +131,32 @@ def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> t
     bias = torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device)
     bias.masked_fill_(attention_mask == 0, torch.finfo(dtype).min)
     return bias[:, None, None, :]
+
+
+def causal_bias(attention_mask: torch.Tensor | None, length: int, dtype: torch.dtype,
+                device: torch.device) -> torch.Tensor:
+    """The padding bias (or None) combined with a (seq, seq) bias that hides every later position."""
+    later = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
+    bias = torch.zeros(length, length, dtype=dtype, device=device).masked_fill_(later, torch.finfo(dtype).min)
+    padding = attention_bias(attention_mask, dtype)
+    # minimum, not sum: two finfo.min would overflow to -inf
+    return bias[None, None] if padding is None else torch.minimum(padding, bias)
+
+
+def last_positions(attention_mask: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
+    """(batch,) index of each row's last real token: the one position a causal encoder lets see all."""
+    if attention_mask is None:
+        return torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
+    return (attention_mask.sum(dim=1) - 1).clamp(min=0).long()
+
+
+def share_blocks(layers: nn.ModuleList, blocks: str) -> None:
+    """ALBERT's partial sharing: every layer reuses the first layer's attention or feed-forward block
+    (with its layer norm); the other block stays per layer."""
+    names = {"attention": ("attention", "attention_norm"), "feed_forward": ("feed_forward", "output_norm")}[blocks]
+    for layer in layers[1:]:
+        for name in names:
+            setattr(layer, name, getattr(layers[0], name))
 
 
 class Encoder(nn.Module):
@@ -145,8 +173,9 @@ class Encoder(nn.Module):
             nn.Linear(config.embedding_size, config.hidden_size)
             if config.embedding_size != config.hidden_size else None
         )
-        unique = 1 if config.share_layers else config.num_layers
-        self.layers = nn.ModuleList(Layer(config) for _ in range(unique))
+        self.layers = nn.ModuleList(Layer(config) for _ in range(config.unique_layers))
+        if config.share_layers and config.shared_blocks != "all":
+            share_blocks(self.layers, config.shared_blocks)
         self.pooler = Pooler(config.hidden_size) if pooler else None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -156,13 +185,16 @@ class Encoder(nn.Module):
         if self.project is not None:
             x = self.project(x)  # (batch, seq, hidden)
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        mask = attention_bias(attention_mask, dtype)
+        causal = self.config.causal
+        mask = causal_bias(attention_mask, x.shape[1], dtype, x.device) if causal else attention_bias(attention_mask, dtype)
         states = [x] if output_hidden_states else None
         for i in range(self.config.num_layers):
-            x = self.layers[0 if self.config.share_layers else i](x, mask)
+            x = self.layers[i % len(self.layers)](x, mask)
             if states is not None:
                 states.append(x)
-        pooled = self.pooler(x) if self.pooler is not None else None
+        pooled = None
+        if self.pooler is not None:
+            pooled = self.pooler(x, last_positions(attention_mask, x) if causal else None)
         return x, tuple(states) if states is not None else None, pooled
 
 

@@ -26,7 +26,8 @@ from bertkit.io import save_json
 
 MANIFEST = "manifest.json"
 ARRAYS = ("ids", "offsets", "b_start", "pair_labels", "word_starts", "mlm_labels")
-PAIR_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None}
+PAIR_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None,
+               "doc_sentences": None}
 
 
 @dataclass
