@@ -98,17 +98,22 @@ def triple_loss(teacher: nn.Module, *, temperature: float = 2.0, alpha_ce: float
         labels = batch["labels"]
         mlm_mask = labels != IGNORE_INDEX  # (batch, seq); KL and MLM run at these positions only
         inputs = (batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"))
-        _follow(teacher, labels.device)
-        with torch.no_grad():
-            t_out = teacher(*inputs, mlm_mask=mlm_mask)
         s_out = student(*inputs, mlm_mask=mlm_mask)
         targets = labels[mlm_mask]
         s_logits = s_out.logits.float()  # (n_masked, vocab)
-        kl = soft_target_loss(s_logits, t_out.logits, temperature)
         mlm = F.cross_entropy(s_logits, targets)
-        loss = alpha_ce * kl + alpha_mlm * mlm
-        metrics = {"kl_loss": kl.item(), "mlm_loss": mlm.item(),
+        loss = alpha_mlm * mlm
+        metrics = {"mlm_loss": mlm.item(),
                    "mlm_accuracy": (s_logits.argmax(-1) == targets).float().mean().item()}
+        if not (alpha_ce or alpha_cos):  # MLM alone: the no-teacher baseline skips its forward
+            return loss, metrics
+        _follow(teacher, labels.device)
+        with torch.no_grad():
+            t_out = teacher(*inputs, mlm_mask=mlm_mask)
+        if alpha_ce:
+            kl = soft_target_loss(s_logits, t_out.logits, temperature)
+            loss = loss + alpha_ce * kl
+            metrics["kl_loss"] = kl.item()
         if alpha_cos:
             cos = hidden_cosine_loss(s_out.last_hidden_state, t_out.last_hidden_state, inputs[1])
             loss = loss + alpha_cos * cos
