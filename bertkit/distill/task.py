@@ -100,6 +100,7 @@ def soft_target_data(data: TaskData, logits: Sequence[np.ndarray], extra: TaskDa
         raise ValueError(f"{len(logits)} teacher outputs for {len(data)} features")
     features = [{**f, TEACHER_KEY: t, LABELLED_KEY: True} for f, t in zip(data.features, logits, strict=True)]
     example_ids, examples = list(data.example_ids), list(data.examples)
+    targets = list(data.targets) if data.targets is not None else [None] * len(examples)
     if extra is not None and len(extra):
         if extra_logits is None or len(extra_logits) != len(extra):
             raise ValueError("extra features need one teacher output each")
@@ -109,7 +110,8 @@ def soft_target_data(data: TaskData, logits: Sequence[np.ndarray], extra: TaskDa
             features.append({**f, **stand_in, TEACHER_KEY: t, LABELLED_KEY: False})
         example_ids += [len(examples) + i for i in extra.example_ids]
         examples += list(extra.examples)
-    return replace(data, features=features, example_ids=example_ids, examples=examples, targets=None,
+        targets += [None] * len(extra.examples)
+    return replace(data, features=features, example_ids=example_ids, examples=examples, targets=targets,
                    extras=[])
 
 
