@@ -20,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+import torch
 from common import report
 from pretrain_helps import BATCH, corpus_options, prepared_corpus, seconds_per_step, shape
 
@@ -51,14 +52,18 @@ def main() -> None:
     parser.add_argument("--student-layers", type=int, default=2)
     parser.add_argument("--student-lr", type=float, default=1e-3)
     parser.add_argument("--work", default="/tmp/bertkit_distill_general", help="scratch folder")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 suits a shared machine)")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     work, bf16 = Path(args.work), native_bf16()
     data, held_out = prepared_corpus(args)
     teacher_s = seconds_per_step(data, args, bf16)
     student_args = argparse.Namespace(**{**vars(args), "layers": args.student_layers, "lr": args.student_lr})
     student_s = seconds_per_step(data, student_args, bf16)
+    print(f"{len(data)} samples; timed steps: teacher {teacher_s:.2f} s, student {student_s:.2f} s", flush=True)
     figures: dict = {"corpus_tokens": data.manifest.num_tokens, "bf16": bf16, "teacher_shape": shape(args),
+                     "threads": args.threads, "teacher_lr": args.lr, "student_lr": args.student_lr,
                      "student_layers": args.student_layers, "student_minutes": args.minutes}
     teacher = Path(args.teacher) if args.teacher else None
     if teacher is None:
