@@ -36,7 +36,7 @@ CLASSES = ["negative", "positive"]
 
 
 def accuracy(learner, val) -> float:
-    return learner.validate(val, print_report=False).metrics["val_accuracy"]
+    return learner.report(val, print_report=False).metrics["val_accuracy"]
 
 
 def throughput(models: dict, val, repeats: int) -> dict[str, float]:

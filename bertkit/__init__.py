@@ -2,7 +2,7 @@
 
 from . import distill  # callable: ktrain.distill(teacher, train_data) -> Learner
 from ._version import __version__
-from .api import get_learner, get_predictor, load_predictor, text
+from .api import get_learner, get_predictor, load_predictor, release_gpu_memory, text
 from .config import EncoderConfig, UnsupportedModelError, preset
 from .hub import ModelNotFoundError
 from .model import BertkitModel, CheckpointError, ModelOutput, build, load_model, save_model
@@ -11,5 +11,5 @@ from .tokenizer import Tokenizer
 __all__ = [
     "BertkitModel", "CheckpointError", "EncoderConfig", "ModelNotFoundError", "ModelOutput",
     "Tokenizer", "UnsupportedModelError", "build", "load_model", "preset", "save_model",
-    "distill", "get_learner", "get_predictor", "load_predictor", "text", "__version__",
+    "distill", "get_learner", "get_predictor", "load_predictor", "release_gpu_memory", "text", "__version__",
 ]

@@ -42,7 +42,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory, data) -> tuple[Path, float
     learner = ktrain.get_learner(t.get_classifier(), t.preprocess_train(x[TRAIN], y[TRAIN]),
                                  t.preprocess_test(x[VALID], y[VALID]))
     learner.fit_onecycle(1e-2, 12, progress=False)
-    accuracy = learner.validate(print_report=False).metrics["val_accuracy"]
+    accuracy = learner.report(print_report=False).metrics["val_accuracy"]
     ktrain.get_predictor(learner.model, preproc=t).save(root / "predictor")
     return root / "predictor", accuracy
 
@@ -55,7 +55,7 @@ def test_facade_distils_into_an_ordinary_predictor(teacher, data, tmp_path: Path
                              unlabeled=x[EXTRA], temperature=2.0, alpha=0.7, cache=tmp_path / "cache")
     assert learner.model.config.num_layers == 1 and len(learner.train_data) == 180
     learner.fit_onecycle(1e-2, 12, progress=False)
-    accuracy = learner.validate(print_report=False).metrics["val_accuracy"]
+    accuracy = learner.report(print_report=False).metrics["val_accuracy"]
     assert teacher_accuracy > 0.8 and accuracy >= 0.9 * teacher_accuracy, (accuracy, teacher_accuracy)
     ktrain.get_predictor(learner.model, preproc=predictor).save(tmp_path / "student")
     student = ktrain.load_predictor(tmp_path / "student", device="cpu")

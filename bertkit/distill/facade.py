@@ -131,7 +131,7 @@ def distill_task(
     history = learner.train(lr, epochs, schedule=schedule, warmup=warmup, seed=seed, max_steps=max_steps,
                             bf16=bf16, grad_accum=grad_accum, progress=progress)
     seconds = time.perf_counter() - start
-    evaluation = learner.validate() if learner.val_data is not None else None
+    evaluation = learner.report() if learner.val_data is not None else None
     report = {"teacher": teacher, "task": predictor.task.name, "student_layers": learner.model.config.num_layers,
               "teacher_layers": predictor.model.config.num_layers, "temperature": temperature, "alpha": alpha,
               "train_examples": len(train_data[0]), "unlabeled_examples": len(extra or []),
