@@ -18,8 +18,10 @@ one process so they share the machine's load.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from common import minilm_path, movie_reviews, report
@@ -51,10 +53,12 @@ def throughput(models: dict, val, repeats: int) -> dict[str, float]:
 
 
 def plot(results: dict, path: str) -> None:
-    fig, ax = new_figure(figsize=(6.5, 4.2))
+    fig, ax = new_figure(figsize=(7.5, 4.2))
+    markers = {"teacher": "*", "distilled": "o", "distilled + IMDb": "s", "no teacher": "x"}
     for name, r in results.items():
-        ax.scatter(r["examples_per_s"], r["accuracy"], s=40)
-        ax.annotate(name, (r["examples_per_s"], r["accuracy"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        marker = markers[name.split(", ")[-1]] if ", " in name else markers["teacher"]
+        ax.scatter(r["examples_per_s"], r["accuracy"], s=60, marker=marker, label=name)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     ax.set_xlabel("inference throughput (reviews/s, CPU)")
     ax.set_ylabel("rotten_tomatoes validation accuracy")
     ax.set_title("distilled students of all-MiniLM-L6-v2")
@@ -77,7 +81,11 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/bertkit_distill_sentiment", help="teacher logits cache")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 suits a shared machine)")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--replot", metavar="JSON", help="only redraw the figure from an earlier --out")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text())["results"], args.plot)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(42)
     train, valid = rotten_tomatoes_split()
