@@ -7,9 +7,9 @@ same batches, and draws accuracy against speed.
     python benchmarks/distill_sentiment.py [--limit 7677] [--epochs 2] [--imdb 5000] [--out f.json]
     python benchmarks/distill_sentiment.py --limit 64 --valid-limit 64 --imdb 32 --epochs 1  # smoke
 
-Every model: maxlen --maxlen, batch 32, AdamW with a one-cycle schedule (teacher lr 5e-5, students
---student-lr), seed 42, the fixed 7,677/853 split of `bertkit.data.movie_reviews` (--limit takes the
-first N training reviews). Students copy the teacher's embeddings, classifier and layers
+Every model: maxlen --maxlen, batch 32, AdamW with a one-cycle schedule (--teacher-lr,
+--student-lr), seed 42, the fixed 7,677/853 split of `bertkit.data.movie_reviews` (--limit takes
+the first N training reviews). Students copy the teacher's embeddings, classifier and layers
 (0, 3, 5 for three; 0, 5 for two). Throughput: the validation reviews (--speed-examples of them),
 batches of 32 sorted by length, the median of --repeats passes, all models timed in turn in this
 one process so they share the machine's load.
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--valid-limit", type=int, help="first N validation reviews (smoke runs; default all 853)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--maxlen", type=int, default=64)
+    parser.add_argument("--teacher-lr", type=float, default=5e-5)
     parser.add_argument("--student-lr", type=float, default=1e-4)
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5, help="share of the soft-target loss")
@@ -97,7 +98,7 @@ def main() -> None:
     print(f"{len(train_data)} training and {len(val)} validation reviews", flush=True)
     start = time.perf_counter()
     learner = ktrain.get_learner(t.get_classifier(seed=42), train_data, val)
-    learner.fit_onecycle(5e-5, args.epochs, progress=False)
+    learner.fit_onecycle(args.teacher_lr, args.epochs, progress=False)
     teacher = ktrain.get_predictor(learner.model, preproc=t)
     results = {"teacher (6 layers)": {"accuracy": accuracy(learner, val), "model": teacher.model,
                                       "minutes": (time.perf_counter() - start) / 60}}
@@ -134,7 +135,7 @@ def main() -> None:
               f"{r['parameters'] / 1e6:.1f}M parameters, {r['examples_per_s']:.1f} reviews/s (x{r['speed_ratio']:.2f})")
     plot(results, args.plot)
     report({"train_reviews": len(train), "imdb_reviews": len(imdb), "epochs": args.epochs, "maxlen": args.maxlen,
-            "student_lr": args.student_lr, "temperature": args.temperature, "alpha": args.alpha,
+            "teacher_lr": args.teacher_lr, "student_lr": args.student_lr, "temperature": args.temperature, "alpha": args.alpha,
             "threads": torch.get_num_threads(), "results": results}, args.out)
 
 
