@@ -175,9 +175,10 @@ def _tagged(record: dict[str, Any], phase: int, offset: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- outputs
-def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (train and held-out) vs global step."""
-    keys = [k for k in PLOT_KEYS if any(k in r or f"val_{k}" in r for r in records)]
+def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path, keys: Sequence[str] = PLOT_KEYS) -> Path:
+    """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (or `keys`; train and held-out) vs
+    global step."""
+    keys = [k for k in keys if any(k in r or f"val_{k}" in r for r in records)]
     fig, axes = new_figure(figsize=(4.2 * max(1, len(keys)), 3.2), cols=max(1, len(keys)))
     for ax, key in zip(axes.flat, keys, strict=False):
         for name, label in ((key, "train"), (f"val_{key}", "held-out")):

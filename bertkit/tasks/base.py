@@ -78,6 +78,10 @@ class Task(Protocol):
     Outputs: `bertkit.tasks.inference.forward_features` runs the model over `TaskData.features`
     and returns one float32 array per feature — the head's logits for that feature, token-level
     logits cut to the feature's real length. Everything after that is the task's.
+
+    Optional: `soft_targets`, how distillation compares a student's outputs with a teacher's —
+    "softmax" over the last axis (the default when absent), "sigmoid" (independent labels),
+    "mse" (regression) or "positions" (a distribution over tokens, as a span head's).
     """
 
     name: ClassVar[str]  # registry key, written as "task" in bertkit.json
