@@ -92,7 +92,7 @@ def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
 
 
 class _ListAction(argparse.Action):
-    """Collect list values; a comma-separated string value gives several items."""
+    """Collect list values; a comma-separated option value gives several items."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
         if not values:  # an optional positional given nothing keeps its default
@@ -100,7 +100,9 @@ class _ListAction(argparse.Action):
             return
         items = []
         for value in values:
-            items.extend(value.split(",") if isinstance(value, str) else [value])
+            # positional values (option_string None) are texts that may hold commas: never split
+            split = isinstance(value, str) and option_string is not None
+            items.extend(value.split(",") if split else [value])
         setattr(namespace, self.dest, items)
 
 

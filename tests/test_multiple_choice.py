@@ -186,7 +186,35 @@ def test_predict_records_lines_and_settings(model_dir, tokenizer):
     example = task.example_from_line('{"premise": "It rained.", "choice1": "Wet.", "choice2": "Dry.", "question": "effect"}')
     assert example == ("It rained. What happened as a result?", ["Wet.", "Dry."])
     outputs, data = predictor.outputs([example])
-    record = task.records(task.decode(outputs, data), data)[0]
+    record = task.records(outputs, data)[0]
     assert record["answer"] == example[1][record["choice"]]
     with pytest.raises(ValueError, match="must be JSON"):
         task.example_from_line("not json")
+
+
+def test_cli_finetune_evaluate_predict_and_wrong_task(model_dir, tmp_path, capsys):
+    from bertkit.api import PredictorError, load_predictor
+    from bertkit.cli import main
+
+    def write(name, n, seed):
+        examples, labels = color_questions(n, seed)
+        lines = [json.dumps({"context": c, "choices": ch, "label": y}) for (c, ch), y in zip(examples, labels, strict=True)]
+        return _write(tmp_path / name, "\n".join(lines) + "\n")
+
+    out = tmp_path / "predictor"
+    assert main(["finetune", "multiple_choice", "--model", str(model_dir), "--train", write("train.jsonl", 96, 0),
+                 "--valid", write("valid.jsonl", 32, 1), "--out", str(out), "--maxlen", "16", "--epochs", "2",
+                 "--lr", "5e-3", "--batch-size", "16", "--no-progress"]) == 0  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "multiple_choice" and report["metrics"]["val_accuracy"] >= 0.9
+    capsys.readouterr()
+    assert main(["evaluate", "--predictor", str(out), "--data", str(tmp_path / "valid.jsonl")]) == 0
+    assert "accuracy: " in capsys.readouterr().out
+    line = json.dumps({"context": "which word names a colour?", "choices": ["river", "blue", "dog"]})
+    assert main(["predict", "--predictor", str(out), line]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["answer"] == "blue" and len(record["probabilities"]) == 3
+    predictor = load_predictor(out)
+    assert predictor.predict("which word names a colour?", ["pink", "shoe"])["choice"] == 0
+    with pytest.raises(PredictorError, match="holds a 'multiple_choice' predictor, not a 'classification' one"):
+        load_predictor(out, task="classification")

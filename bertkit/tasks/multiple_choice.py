@@ -116,15 +116,22 @@ class MultipleChoiceTask:
         return [{"choice": int(p.argmax()), "probabilities": [float(v) for v in p]}
                 for p in self.probabilities(outputs, data)]  # fmt: skip
 
-    def metrics(self, outputs: list[np.ndarray], data: TaskData) -> dict[str, float]:
-        """val_loss (mean cross-entropy) and val_accuracy."""
+    def example_losses(self, outputs: list[np.ndarray], data: TaskData) -> np.ndarray:
+        """Cross-entropy of each example's right choice (for the mean loss and top losses)."""
+        probs = self.probabilities(outputs, data)
+        return np.asarray([-np.log(max(float(p[t]), 1e-12)) for p, t in zip(probs, self.target_names(data), strict=True)])
+
+    def target_names(self, data: TaskData) -> list[int]:
+        """The right choices' indices."""
         if data.targets is None:
             raise ValueError("this data set has no labels; pass the right choices to evaluate")
-        probs = self.probabilities(outputs, data)
-        gold = np.asarray(data.targets)
-        picked = np.asarray([p.argmax() for p in probs])
-        losses = [-np.log(max(float(p[t]), 1e-12)) for p, t in zip(probs, gold, strict=True)]
-        return {"val_loss": float(np.mean(losses)), "val_accuracy": float((picked == gold).mean())}
+        return list(data.targets)
+
+    def metrics(self, outputs: list[np.ndarray], data: TaskData) -> dict[str, float]:
+        """val_loss (mean cross-entropy) and val_accuracy."""
+        picked = np.asarray([p.argmax() for p in self.probabilities(outputs, data)])
+        accuracy = float((picked == np.asarray(self.target_names(data))).mean())
+        return {"val_loss": float(self.example_losses(outputs, data).mean()), "val_accuracy": accuracy}
 
     def evaluate(self, outputs: list[np.ndarray], data: TaskData,
                  class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
@@ -143,8 +150,9 @@ class MultipleChoiceTask:
                   "examples": len(right), "by_num_choices": by_count}  # fmt: skip
         return Evaluation("\n".join(lines), report, None, [], scores)
 
-    def records(self, predictions: list[Any], data: TaskData) -> list[dict[str, Any]]:
+    def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
         """`{"context", "choices", "choice", "answer", "probabilities"}` per example."""
+        predictions = self.decode(outputs, data)
         return [{"context": context, "choices": choices, "choice": p["choice"], "answer": choices[p["choice"]],
                  "probabilities": p["probabilities"]}
                 for (context, choices), p in zip(data.examples, predictions, strict=True)]  # fmt: skip
