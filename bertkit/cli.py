@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Modules that add sub-commands: each has `add_commands(subparsers)`.
-COMMAND_MODULES = ("bertkit.api.feature_commands", "bertkit.api.commands", "bertkit.pretrain.commands")
+COMMAND_MODULES = ("bertkit.api.feature_commands", "bertkit.api.commands", "bertkit.api.glue", "bertkit.pretrain.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
