@@ -3,7 +3,6 @@ masked choices, learning on generated data, predictions and bad rows."""
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 from pathlib import Path
@@ -17,7 +16,6 @@ import bertkit
 from bertkit.data.batching import pad_collate
 from bertkit.tasks.inference import forward_features
 from bertkit.tasks.multiple_choice import MultipleChoiceTask, read_choices
-from bertkit.train.loop import TrainConfig, fit
 
 COPA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "copa"
 SWAG_HEADER = "video-id,fold-ind,startphrase,sent1,sent2,gold-source,ending0,ending1,ending2,ending3,label\n"
@@ -113,7 +111,7 @@ def test_loss_ignores_filler_choices(model_dir, tokenizer):
     logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
     expected = (torch.nn.functional.cross_entropy(logits[:1], torch.tensor([2]))
                 + torch.nn.functional.cross_entropy(logits[1:, :2], torch.tensor([1]))) / 2  # fmt: skip
-    assert abs(float(loss) - float(expected)) < 1e-5
+    assert abs(loss.item() - expected.item()) < 1e-5
     with pytest.raises(ValueError, match="no training options"):
         task.loss_fn(data, class_weights="balanced")
 
@@ -145,21 +143,22 @@ def color_questions(n: int, seed: int) -> tuple[list, list[int]]:
     return examples, labels
 
 
-def test_multiple_choice_learns_on_generated_data(model_dir, tokenizer):
-    task = MultipleChoiceTask(maxlen=16)
-    train = task.featurize(tokenizer, *color_questions(96, seed=0))
-    valid = task.featurize(tokenizer, *color_questions(64, seed=1))
-    torch.manual_seed(0)
-    model = bertkit.load_model(model_dir, head=task.head)
-    before = task.metrics(forward_features(model, valid.features, pad_id=valid.pad_id), valid)
-    fit(model, train, task.loss_fn(train), TrainConfig(lr=5e-3, epochs=2, batch_size=16, progress=False),
-        collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)  # fmt: skip
-    outputs = forward_features(model, valid.features, pad_id=valid.pad_id)
-    after = task.metrics(outputs, valid)
-    assert after["val_accuracy"] >= 0.9 > before["val_accuracy"]
-    assert after["val_loss"] < before["val_loss"]
-    report = task.evaluate(outputs, valid)
-    assert "accuracy" in str(report) and report.report_dict["examples"] == 64
+def test_multiple_choice_learns_on_generated_data_through_the_facade(model_dir, tmp_path):
+    import bertkit as ktrain
+    from bertkit.api.preprocessor import Preprocessor
+
+    preproc = Preprocessor(str(model_dir), MultipleChoiceTask(maxlen=16), batch_size=16)
+    train = preproc.preprocess_train(*color_questions(96, seed=0))
+    valid = preproc.preprocess_test(*color_questions(64, seed=1))
+    learner = ktrain.get_learner(preproc.get_model(seed=0), train_data=train, val_data=valid)
+    before = learner.validate(print_report=False).metrics
+    learner.train(5e-3, 2, seed=0, progress=False)
+    report = learner.validate(print_report=False)
+    assert report.metrics["val_accuracy"] >= 0.9 > before["val_accuracy"]
+    assert report.metrics["val_loss"] < before["val_loss"] and report.report_dict["examples"] == 64
+    ktrain.get_predictor(learner.model, preproc).save(tmp_path / "mc")
+    answer = ktrain.load_predictor(tmp_path / "mc").predict("which word names a colour?", ["bread", "green"])
+    assert answer["choice"] == 1 and answer["probabilities"][1] > 0.5
 
 
 class _OutputsOnly:
