@@ -69,6 +69,7 @@ class MultipleChoiceTask:
             raise ValueError("no examples given: pass at least one (context, choices) example")
         labels = check_targets(targets, items) if targets is not None else None
         width = max(len(choices) for _, choices in items)
+        ragged = width > min(len(choices) for _, choices in items)
         contexts = [context for context, choices in items for _ in choices]
         endings = [choice for _, choices in items for choice in choices]
         enc = tokenizer(contexts, endings, max_length=self.maxlen, truncation=True)
@@ -79,7 +80,7 @@ class MultipleChoiceTask:
             start += len(choices)
             feature = {k: [enc[k][r] for r in rows] + [filler[k]] * (width - len(choices))
                        for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}  # fmt: skip
-            if width > min(len(c) for _, c in items):
+            if ragged:
                 feature["choice_mask"] = [1] * len(choices) + [0] * (width - len(choices))
             if labels is not None:
                 feature["label"] = labels[i]
