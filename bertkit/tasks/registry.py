@@ -11,6 +11,7 @@ from bertkit.tasks.base import Task
 TASKS: dict[str, str] = {
     "classification": "bertkit.tasks.classification:ClassificationTask",
     "qa": "bertkit.tasks.qa:QaTask",
+    "multiple_choice": "bertkit.tasks.multiple_choice:MultipleChoiceTask",
 }
 
 
