@@ -134,14 +134,14 @@ def _toy(n: int, seed: int) -> tuple[list[list[str]], list[list[str]]]:
 
 def test_a_tiny_model_learns_entities(tiny: Path, tmp_path: Path) -> None:
     tokenizer = bertkit.Tokenizer.from_pretrained(tiny)
-    words, tags = _toy(256, seed=0)
+    words, tags = _toy(96, seed=0)
     task = NerTask(maxlen=32)
     task.prepare(words, tags)
     train = task.featurize(tokenizer, words, tags)
     val = task.featurize(tokenizer, *_toy(64, seed=1))
     torch.manual_seed(0)
     model = bertkit.load_model(tiny, head=task.head, num_labels=task.num_outputs)
-    config = TrainConfig(lr=3e-3, epochs=4, batch_size=16, progress=False)
+    config = TrainConfig(lr=5e-3, epochs=3, batch_size=16, progress=False)
     fit(model, train, task.loss_fn(train), config,
         collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)  # fmt: skip
     scores = task.metrics(forward_features(model, val.features, pad_id=val.pad_id), val)
@@ -156,3 +156,18 @@ def test_a_tiny_model_learns_entities(tiny: Path, tmp_path: Path) -> None:
     data = windowed.featurize(tokenizer, long_words, long_tags)
     assert len(data.features) >= 2 * len(long_words)
     assert windowed.metrics(forward_features(model, data.features, pad_id=data.pad_id), data)["val_f1"] > 0.8
+
+
+def test_the_feature_based_bilstm_tagger_learns_with_a_frozen_encoder(tiny: Path) -> None:
+    tokenizer = bertkit.Tokenizer.from_pretrained(tiny)
+    words, tags = _toy(96, seed=0)
+    task = NerTask(maxlen=32, tagger="bilstm")
+    task.prepare(words, tags)
+    train, val = task.featurize(tokenizer, words, tags), task.featurize(tokenizer, *_toy(64, seed=1))
+    torch.manual_seed(0)
+    model = bertkit.load_model(tiny, head=task.head, num_labels=task.num_outputs)
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    fit(model, train, task.loss_fn(train), TrainConfig(lr=3e-2, epochs=3, batch_size=16, progress=False),
+        collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)  # fmt: skip
+    assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
+    assert task.metrics(forward_features(model, val.features, pad_id=val.pad_id), val)["val_f1"] > 0.9

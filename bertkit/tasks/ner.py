@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -44,13 +44,15 @@ class NerTask:
     """Token classification into IOB2 entity tags; the fields are the settings a predictor keeps."""
 
     name: ClassVar[str] = "ner"
-    head: ClassVar[str] = "token_classification"
 
     tags: list[str] = field(default_factory=list)  # empty: the training data's tags, "O" first
     maxlen: int = 128
     stride: int | None = None  # overlap of the windows of a long sentence; None: maxlen // 4
     label_all_subtokens: bool = False
     aggregation: Aggregation = "first"
+    # "linear": fine-tune the encoder with a linear layer (the paper's fine-tuning approach);
+    # "bilstm": a BiLSTM over a frozen encoder's top four layers (its feature-based approach)
+    tagger: Literal["linear", "bilstm"] = "linear"
 
     def __post_init__(self) -> None:
         if self.maxlen < 8:
@@ -60,6 +62,12 @@ class NerTask:
                              f"got {self.stride}")  # fmt: skip
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {AGGREGATIONS}")
+        if self.tagger not in ("linear", "bilstm"):
+            raise ValueError(f"unknown tagger {self.tagger!r}; choose 'linear' or 'bilstm'")
+
+    @property
+    def head(self) -> str:
+        return "bilstm_tagger" if self.tagger == "bilstm" else "token_classification"
 
     @property
     def labels(self) -> list[str]:
