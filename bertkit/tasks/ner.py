@@ -41,7 +41,18 @@ IGNORE = -100
 
 @dataclass
 class NerTask:
-    """Token classification into IOB2 entity tags; the fields are the settings a predictor keeps."""
+    """Named entities: a tag per word (IOB2), entity-level CoNLL scores; the settings a predictor keeps.
+
+    Args:
+        tags: the tag set in output order (default: the training data's tags, O first)
+        maxlen: tokens per window, start and end tokens included
+        stride: tokens shared by the overlapping windows of a long sentence (default: maxlen // 4)
+        label_all_subtokens: train on every sub-token of a word, not only the first
+        aggregation: how a word's tag comes from its sub-tokens at prediction (as the transformers
+            pipeline's strategies)
+        tagger: linear fine-tunes the encoder (the paper's fine-tuning approach); bilstm trains a
+            BiLSTM over the frozen encoder's top four layers (its feature-based approach)
+    """
 
     name: ClassVar[str] = "ner"
 
@@ -194,7 +205,9 @@ class NerTask:
             out.append(TaggedWord(word, self.tags[tag], float(probs[tag]), start, end))
         return out
 
-    def records(self, predictions: list[list[TaggedWord]], data: TaskData) -> list[dict[str, Any]]:
+    def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
+        """{"words", "tags", "entities"} per sentence; entities with type, score and character offsets."""
+        predictions = self.decode(outputs, data)
         first = {i: f for f, i in reversed(list(enumerate(data.example_ids)))}
         return [{"words": [w.word for w in p], "tags": [w.tag for w in p],
                  "entities": merge_entities(p, data.extras[first[i]]["sentence"].text)}
@@ -253,7 +266,8 @@ class NerTask:
             raise ValueError(f"class_names {list(class_names)} are not this task's tags {self.tags}")
         rows = entity_scores(self._targets(data), self._predicted_tags(outputs, data))
         types = [k for k in rows if not k.endswith(" avg")]
-        return Evaluation(report_text(rows), rows, None, types, self.metrics(outputs, data))
+        scores = self.metrics(outputs, data)
+        return Evaluation(report_text(rows), rows, None, types, scores, value=scores["val_f1"])
 
     def _targets(self, data: TaskData) -> list[list[str]]:
         if data.targets is None:

@@ -10,6 +10,7 @@ from bertkit.tasks.base import Task
 # name -> "module:Class"; imported on first use, so a task's optional dependencies stay optional
 TASKS: dict[str, str] = {
     "classification": "bertkit.tasks.classification:ClassificationTask",
+    "ner": "bertkit.tasks.ner:NerTask",
 }
 
 
