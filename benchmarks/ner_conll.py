@@ -159,10 +159,10 @@ def main() -> None:
           f"sentences; torch threads {torch.get_num_threads()}", flush=True)  # fmt: skip
     tags = NerTask(maxlen=args.maxlen)
     tags.prepare(*sets["train"])
-    figures = {"transformers": run_transformers(model_path, sets, args, tags.tags)}
-    print("transformers:", figures["transformers"], flush=True)
-    figures["bertkit"] = run_bertkit(model_path, sets, args)
+    figures = {"bertkit": run_bertkit(model_path, sets, args)}
     print("bertkit:", figures["bertkit"], flush=True)
+    figures["transformers"] = run_transformers(model_path, sets, args, tags.tags)
+    print("transformers:", figures["transformers"], flush=True)
     if args.bilstm_epochs:
         figures["bertkit_bilstm"] = run_bertkit(model_path, sets, args, tagger="bilstm")
     ratio = figures["bertkit"]["sentences_per_s"] / figures["transformers"]["sentences_per_s"]
