@@ -167,7 +167,7 @@ def test_the_feature_based_bilstm_tagger_learns_with_a_frozen_encoder(tiny: Path
     torch.manual_seed(0)
     model = bertkit.load_model(tiny, head=task.head, num_labels=task.num_outputs)
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-    fit(model, train, task.loss_fn(train), TrainConfig(lr=3e-2, epochs=3, batch_size=16, progress=False),
+    fit(model, train, task.loss_fn(train), TrainConfig(lr=3e-2, epochs=5, batch_size=16, progress=False),
         collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)  # fmt: skip
     assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
     assert task.metrics(forward_features(model, val.features, pad_id=val.pad_id), val)["val_f1"] > 0.9
