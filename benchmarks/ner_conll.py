@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -34,7 +35,8 @@ from bertkit.tasks.ner import NerTask
 from bertkit.tasks.ner_tags import entity_scores
 from bertkit.train import TrainConfig, fit
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "conll2003"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "conll2003"
 
 
 def run_bertkit(model_path: str, sets: dict, args: argparse.Namespace, tagger: str = "linear") -> dict:
@@ -168,7 +170,8 @@ def main() -> None:
     ratio = figures["bertkit"]["sentences_per_s"] / figures["transformers"]["sentences_per_s"]
     figures["throughput_ratio"] = round(ratio, 3)
     figures["test_f1_difference_points"] = round(figures["bertkit"]["test_f1"] - figures["transformers"]["test_f1"], 2)
-    figures["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"}
+    figures["settings"] = {k: os.path.relpath(v, ROOT) if isinstance(v, Path) else v
+                           for k, v in vars(args).items() if k != "out"}  # fmt: skip
     for side in ("transformers", "bertkit", "bertkit_bilstm"):
         if side in figures:
             f = figures[side]
