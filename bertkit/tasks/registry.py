@@ -12,6 +12,7 @@ TASKS: dict[str, str] = {
     "classification": "bertkit.tasks.classification:ClassificationTask",
     "qa": "bertkit.tasks.qa:QaTask",
     "multiple_choice": "bertkit.tasks.multiple_choice:MultipleChoiceTask",
+    "ner": "bertkit.tasks.ner:NerTask",
 }
 
 
