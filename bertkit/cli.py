@@ -7,7 +7,9 @@ import importlib
 import sys
 
 # Modules that add sub-commands: each has `add_commands(subparsers)`.
-COMMAND_MODULES = ("bertkit.tasks.features", "bertkit.api.commands", "bertkit.pretrain.commands")
+COMMAND_MODULES = (
+    "bertkit.tasks.features", "bertkit.api.commands", "bertkit.pretrain.commands", "bertkit.export", "bertkit.serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -149,8 +149,12 @@ class Pooler(nn.Module):
 
 def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """(batch, seq) 1/0 mask -> (batch, 1, 1, seq) additive bias for SDPA; None when nothing is padded."""
-    if attention_mask is None or bool(attention_mask.all()):
-        return None  # lets SDPA pick its fastest kernel
+    if attention_mask is None:
+        return None
+    # An exported graph (ONNX) must keep the mask for every batch it will see; eager runs skip it
+    # when nothing is padded, which lets SDPA pick its fastest kernel.
+    if not torch.compiler.is_exporting() and bool(attention_mask.all()):
+        return None
     bias = torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device)
     bias.masked_fill_(attention_mask == 0, torch.finfo(dtype).min)
     return bias[:, None, None, :]
