@@ -38,8 +38,8 @@ def _features(n: int, seed: int = 0, pairs: bool = True, choices: int | None = N
     for _ in range(n):
         rows = [one() for _ in range(choices)]
         longest = max(len(r["input_ids"]) for r in rows)
-        pad = [lambda r, k=k: r[k] + [0] * (longest - len(r[k])) for k in ("input_ids", "attention_mask", "token_type_ids")]
-        out.append({k: [f(r) for r in rows] for k, f in zip(("input_ids", "attention_mask", "token_type_ids"), pad, strict=True)})
+        keys = ("input_ids", "attention_mask", "token_type_ids")
+        out.append({k: [r[k] + [0] * (longest - len(r[k])) for r in rows] for k in keys})
     return out
 
 
