@@ -1,4 +1,4 @@
-"""ktrain-style `Learner`: trains a classifier through `bertkit.train.fit`, then validates and plots.
+"""ktrain-style `Learner`: trains any task's model through `bertkit.train.fit`, then validates and plots.
 
 Training policies, all over the one loop (`bertkit.train.loop.fit`), AdamW with weight decay 0.01:
 - `fit_onecycle(lr, epochs)`: the 1cycle policy (rise from lr/25 over 30% of the steps, anneal to ~0).
@@ -23,19 +23,9 @@ from torch import nn
 from bertkit.data.batching import pad_collate
 from bertkit.model import BertkitModel
 from bertkit.plotting import finish_figure, new_figure
-from bertkit.tasks.classification import (
-    ClassificationData,
-    Evaluation,
-    TaskSettings,
-    balanced_class_weights,
-    decode,
-    evaluate,
-    example_losses,
-    make_loss_fn,
-    metrics,
-    predict_logits,
-    probabilities,
-)
+from bertkit.tasks.base import TaskData
+from bertkit.tasks.inference import forward_features
+from bertkit.tasks.report import Evaluation
 from bertkit.train.loop import TrainConfig, fit
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.plots import History
@@ -48,52 +38,40 @@ ClassWeights = str | Sequence[float] | dict[str, float] | None
 
 
 class Learner:
-    """A model and its data, with ktrain's training, LR-finder and inspection methods."""
+    """A model and its data, with ktrain's training, LR-finder and inspection methods, for any task.
+
+    `loss_options` go to the task's loss (classification: `class_weights`).
+    """
 
     def __init__(
         self,
         model: BertkitModel,
-        train_data: ClassificationData,
-        val_data: ClassificationData | None = None,
+        train_data: TaskData,
+        val_data: TaskData | None = None,
         batch_size: int | None = None,
         *,
         eval_batch_size: int = 32,
-        class_weights: ClassWeights = None,
+        **loss_options: Any,
     ) -> None:
-        if not isinstance(train_data, ClassificationData) or train_data.targets is None:
-            raise ValueError("train_data must come from Transformer.preprocess_train(texts, labels)")
-        if val_data is not None and not isinstance(val_data, ClassificationData):
-            raise ValueError("val_data must come from Transformer.preprocess_test(texts, labels)")
-        self.settings = train_data.settings
-        if getattr(model, "num_labels", None) != self.settings.num_outputs:
+        if not isinstance(train_data, TaskData) or not train_data.labelled:
+            raise ValueError("train_data must come from a preprocessor's preprocess_train(examples, labels)")
+        if val_data is not None and not isinstance(val_data, TaskData):
+            raise ValueError("val_data must come from a preprocessor's preprocess_test(examples, labels)")
+        self.task = train_data.task
+        if val_data is not None and val_data.task.name != self.task.name:
+            raise ValueError(f"val_data is for the {val_data.task.name!r} task, train_data for {self.task.name!r}")
+        expected = self.task.num_outputs
+        if expected is not None and getattr(model, "num_labels", None) != expected:
             raise ValueError(f"the model has {getattr(model, 'num_labels', None)} outputs but the task needs "
-                             f"{self.settings.num_outputs}; build it with preproc.get_classifier()")  # fmt: skip
+                             f"{expected}; build it with the preprocessor's get_classifier()/get_model()")  # fmt: skip
         self.model = model
         self.train_data, self.val_data = train_data, val_data
         self.batch_size = batch_size or train_data.batch_size
         self.eval_batch_size = eval_batch_size
-        self.class_weights = self._class_weights(class_weights)
-        self.loss_fn = make_loss_fn(self.settings.kind, self.class_weights)
+        self.loss_fn = self.task.loss_fn(train_data, **loss_options)
         self.collate = functools.partial(pad_collate, pad_id=train_data.pad_id)
         self.history: History | None = None
         self.lr_finder: LRFinderResult | None = None
-
-    def _class_weights(self, weights: ClassWeights) -> list[float] | None:
-        if weights is None:
-            return None
-        if self.settings.kind != "multiclass":
-            raise ValueError("class_weights apply to multiclass tasks only")
-        labels = self.settings.labels
-        if weights == "balanced":
-            return balanced_class_weights(self.train_data.targets, len(labels))
-        if isinstance(weights, dict):
-            unknown = set(weights) - set(labels)
-            if unknown:
-                raise ValueError(f"class_weights name unknown classes {sorted(unknown)}; classes are {labels}")
-            return [float(weights.get(name, 1.0)) for name in labels]
-        if isinstance(weights, str) or len(weights) != len(labels):
-            raise ValueError(f"class_weights must be 'balanced', a dict, or {len(labels)} numbers")
-        return [float(w) for w in weights]
 
     # ------------------------------------------------------------------------- training
     def train(
@@ -135,7 +113,7 @@ class Learner:
                           restore_best=self._has_labelled_val(), **options)  # fmt: skip
 
     def _has_labelled_val(self) -> bool:
-        return self.val_data is not None and self.val_data.targets is not None
+        return self.val_data is not None and self.val_data.labelled
 
     def fit(self, lr: float, n_cycles: int, **options: Any) -> History:
         """A constant learning rate `lr` for `n_cycles` epochs."""
@@ -189,63 +167,57 @@ class Learner:
         return finish_figure(fig, path, show)
 
     # ------------------------------------------------------------------------- inspection
-    def _logits(self, data: ClassificationData) -> np.ndarray:
-        return predict_logits(self.model, data.features, data.example_ids, data.num_examples,
-                              pad_id=data.pad_id, batch_size=self.eval_batch_size)  # fmt: skip
+    def outputs(self, data: TaskData) -> list[np.ndarray]:
+        """The model's logits of every feature of `data` (see `forward_features`)."""
+        return forward_features(self.model, data.features, pad_id=data.pad_id, batch_size=self.eval_batch_size)
 
     def _eval_fn(self, model: nn.Module) -> dict[str, float]:
-        return metrics(self._logits(self.val_data), self.val_data.target_array(), self.settings)
+        return self.task.metrics(self.outputs(self.val_data), self.val_data)
 
-    def _val(self, val_data: ClassificationData | None) -> ClassificationData:
+    def _val(self, val_data: TaskData | None) -> TaskData:
         data = val_data if val_data is not None else self.val_data
-        if data is None or data.targets is None:
-            raise ValueError("no labelled validation data: pass val_data (from preprocess_test(texts, labels))")
+        if data is None or not data.labelled:
+            raise ValueError("no labelled validation data: pass val_data (from preprocess_test(examples, labels))")
         return data
 
-    def validate(self, val_data: ClassificationData | None = None, class_names: Sequence[str] | None = None,
+    def validate(self, val_data: TaskData | None = None, class_names: Sequence[str] | None = None,
                  print_report: bool = True) -> Evaluation:  # fmt: skip
-        """Classification report and confusion matrix on the validation data (printed and returned)."""
+        """The task's report on the validation data (classification: report and confusion matrix),
+        printed and returned."""
         data = self._val(val_data)
-        result = evaluate(self._logits(data), data.target_array(), self.settings, class_names)
+        result = self.task.evaluate(self.outputs(data), data, class_names)
         if print_report:
             print(result)
         return result
 
     def view_top_losses(self, n: int = 4, preproc: Any = None,
-                        val_data: ClassificationData | None = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
+                        val_data: TaskData | None = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
         """Print and return the `n` validation examples with the highest loss:
         (index, loss, true label, predicted label). `preproc` is accepted for ktrain compatibility."""
         data = self._val(val_data)
-        logits, targets = self._logits(data), data.target_array()
-        losses = example_losses(logits, targets, self.settings.kind)
-        predicted = decode(probabilities(logits, self.settings.kind), self.settings)
-        truth = _target_names(targets, self.settings)
+        if not hasattr(self.task, "example_losses"):
+            raise ValueError(f"the {self.task.name!r} task has no per-example loss to rank")
+        outputs = self.outputs(data)
+        losses = self.task.example_losses(outputs, data)
+        predicted = self.task.decode(outputs, data)
+        truth = self.task.target_names(data)
         top = [(int(i), float(losses[i]), truth[i], predicted[i]) for i in np.argsort(-losses)[:n]]
         for index, loss, true, pred in top:
-            text = data.texts[index] if data.pairs is None else f"{data.texts[index]} [SEP] {data.pairs[index]}"
+            example = data.examples[index]
+            text = f"{example[0]} [SEP] {example[1]}" if isinstance(example, tuple) else example
             print(f"----------\nid:{index} | loss:{loss:.4f} | true:{true} | pred:{pred}\n\n{text}")
         return top
 
 
-def _target_names(targets: np.ndarray, settings: TaskSettings) -> list[Any]:
-    """Targets as users wrote them: class names, label-name lists, or numbers."""
-    if settings.kind == "regression":
-        return [float(v) for v in targets]
-    if settings.kind == "multiclass":
-        return [settings.labels[int(i)] for i in targets]
-    return [[n for n, on in zip(settings.labels, row, strict=True) if on] for row in targets]
-
-
 def get_learner(
     model: BertkitModel,
-    train_data: ClassificationData,
-    val_data: ClassificationData | None = None,
+    train_data: TaskData,
+    val_data: TaskData | None = None,
     batch_size: int | None = None,
     *,
     eval_batch_size: int = 32,
-    class_weights: ClassWeights = None,
+    **loss_options: Any,
 ) -> Learner:
-    """ktrain's `get_learner`: `batch_size` defaults to the one given to `text.Transformer`;
-    `class_weights` ("balanced", a list, or a dict by class name) re-weights the cross-entropy."""
-    return Learner(model, train_data, val_data, batch_size, eval_batch_size=eval_batch_size,
-                   class_weights=class_weights)  # fmt: skip
+    """ktrain's `get_learner`: `batch_size` defaults to the preprocessor's; classification takes
+    `class_weights` ("balanced", a list, or a dict by class name) to re-weight the cross-entropy."""
+    return Learner(model, train_data, val_data, batch_size, eval_batch_size=eval_batch_size, **loss_options)

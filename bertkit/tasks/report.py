@@ -40,6 +40,10 @@ class Evaluation:
         return {"metrics": self.metrics, "report": self.report_dict, "confusion_matrix": cm,
                 "labels": self.labels}  # fmt: skip
 
+    def has_confusion_plot(self) -> bool:
+        """Whether there is a single-label confusion matrix to draw."""
+        return self.confusion_matrix is not None and self.confusion_matrix.ndim == 2
+
     def plot_confusion(self, path: str | None = None, show: bool = False) -> Any:
         """Heat map of the (single-label) confusion matrix; a PNG at `path`, a window with `show`."""
         if self.confusion_matrix is None or self.confusion_matrix.ndim != 2:
