@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,34 +222,13 @@ def running(app: Any, host: str = "127.0.0.1", timeout: float = 60.0) -> Iterato
 
 
 def predictor_app(predictor: Any, **options: Any) -> Any:
-    """`create_app` for a loaded `Predictor`: its task's records, its labels and settings in /info."""
+    """`create_app` for a loaded `Predictor`: its task's records; task, labels, maxlen in /info."""
     import bertkit
 
-    def predict(examples: list[Any]) -> list[Any]:
-        return predictor_records(predictor, examples)
-
-    info = {"task": predictor_task(predictor), "labels": list(predictor_labels(predictor)),
-            "maxlen": predictor_maxlen(predictor), "precision": getattr(predictor, "precision", "fp32"),
+    info = {"task": predictor.task.name, "labels": predictor.get_classes(),
+            "maxlen": getattr(predictor.task, "maxlen", None), "precision": predictor.precision,
             "version": bertkit.__version__}  # fmt: skip
-    return create_app(predict, info, **options)
-
-
-def predictor_records(predictor: Any, examples: Sequence[Any]) -> list[Any]:
-    from bertkit.api.predictor import predict_texts
-
-    return predict_texts(predictor, list(examples))
-
-
-def predictor_task(predictor: Any) -> str:
-    return "classification"
-
-
-def predictor_labels(predictor: Any) -> list[str]:
-    return predictor.get_classes()
-
-
-def predictor_maxlen(predictor: Any) -> int:
-    return predictor.settings.maxlen
+    return create_app(predictor.records, info, **options)
 
 
 def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 32,
