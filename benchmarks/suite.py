@@ -39,7 +39,7 @@ def imdb_split(n_eval: int, n_train: int, seed: int = 0) -> tuple[pd.DataFrame, 
     return take(n_train, 0).reset_index(drop=True), take(n_eval, n_train // 2).sample(frac=1.0, random_state=seed)
 
 
-def trained_predictor(work: Path, train: pd.DataFrame, maxlen: int, train_maxlen: int = 128) -> Path:
+def trained_predictor(work: Path, train: pd.DataFrame, maxlen: int, train_maxlen: int = 64) -> Path:
     """A MiniLM classifier fine-tuned for one epoch on `train` (kept in `work` for later runs).
 
     Training reads the first `train_maxlen` tokens of each review to stay short on a CPU; the

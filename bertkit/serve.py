@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bertkit.cli_options import add_options, call
+from bertkit.precision import Precision
 
 PredictFn = Callable[[list[Any]], list[Any]]  # examples -> one JSON-able record each
 
@@ -233,7 +234,7 @@ def predictor_app(predictor: Any, **options: Any) -> Any:
 
 def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 32,
           max_wait_ms: float = 5.0, batching: bool = True, max_texts: int = 64, max_chars: int = 20_000,
-          precision: str | None = None) -> int:  # fmt: skip
+          precision: Precision | None = None) -> int:  # fmt: skip
     """Serve a predictor folder over HTTP until interrupted (Ctrl-C / SIGTERM finish in-flight requests).
 
     Args:
@@ -245,7 +246,7 @@ def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: 
         batching: gather concurrent requests into batches (--no-batching runs each request alone).
         max_texts: most texts (or pairs) per request; more gives 413.
         max_chars: most characters per text; more gives 413.
-        precision: fp32, bf16, int8 or onnx; default: what the predictor folder records.
+        precision: how the model runs; default: what the predictor folder records.
     """
     try:
         import uvicorn

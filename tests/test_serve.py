@@ -116,20 +116,61 @@ def test_shutdown_finishes_in_flight_requests() -> None:
     assert results == [(200, {"prediction": {"echo": "slow", "length": 4}})]
 
 
-def test_real_predictor_over_http(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def saved_predictor(tmp_path_factory) -> tuple:
     import bertkit
     from bertkit import text
     from tests.finetune_helpers import emotion_data, make_tiny_model
 
-    folder = make_tiny_model(tmp_path / "base")
+    tmp = tmp_path_factory.mktemp("serve")
+    folder = make_tiny_model(tmp / "base")
     texts, labels = emotion_data(12)
     t = text.Transformer(str(folder), maxlen=32, classes=sorted(set(labels)), batch_size=4)
     t.preprocess_train(texts, labels)
-    bertkit.get_predictor(t.get_classifier(), preproc=t).save(tmp_path / "predictor")
-    predictor = bertkit.load_predictor(tmp_path / "predictor")
+    bertkit.get_predictor(t.get_classifier(), preproc=t).save(tmp / "predictor")
+    return tmp / "predictor", texts, labels
+
+
+def test_real_predictor_over_http(saved_predictor) -> None:
+    import bertkit
+
+    folder, texts, labels = saved_predictor
+    predictor = bertkit.load_predictor(folder)
     expected = predictor.predict(texts[:5])
     with running(predictor_app(predictor, max_wait_ms=50)) as url, ThreadPoolExecutor(5) as pool:
         answers = list(pool.map(lambda x: post(url, {"text": x}), texts[:5]))
         info = get(url, "/info")
     assert [body["prediction"]["label"] for _, body in answers] == expected
     assert info["task"] == "classification" and info["labels"] == sorted(set(labels)) and info["maxlen"] == 32
+
+
+def test_cli_serves_until_sigterm_and_exits_cleanly(saved_predictor) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    folder, texts, _ = saved_predictor
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "bertkit.cli", "serve", "--predictor", str(folder),
+                               "--port", str(port), "--precision", "int8"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                assert get(url, "/info")["precision"] == "int8"
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.3)
+        status, body = post(url, {"texts": texts[:3]})
+        assert status == 200 and len(body["predictions"]) == 3
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(60)
+        log = server.stderr.read()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught
+    assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log, log[-2000:]
