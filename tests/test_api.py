@@ -86,7 +86,7 @@ def test_lr_find_plots_and_leaves_weights_unchanged(prepared, tmp_path):
     result = learner.lr_find(max_epochs=3)
     assert len(result.lrs) == 18 and result.lrs == sorted(result.lrs)
     assert learner.lr_estimate() == result.suggestion
-    learner.lr_plot(str(tmp_path / "lr.png"))
+    learner.lr_plot(path=str(tmp_path / "lr.png"))
     assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
     for k, v in learner.model.state_dict().items():
         torch.testing.assert_close(v.cpu(), before[k].cpu())  # lr_find may have moved it to a GPU
@@ -111,7 +111,7 @@ def test_fit_onecycle_autofit_and_fit_train_and_record_history(prepared, tmp_pat
 
 def test_validate_and_view_top_losses(trained, capsys):
     t, learner = trained
-    result = learner.validate(class_names=EMOTIONS)
+    result = learner.report(class_names=EMOTIONS)
     assert result.confusion_matrix.shape == (6, 6) and result.confusion_matrix.sum() == 12
     assert "precision" in result.report and "confusion matrix" in capsys.readouterr().out
     assert 0 <= result.metrics["val_accuracy"] <= 1

@@ -78,7 +78,7 @@ def finetune(
         grad_accum=grad_accum, progress=progress,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    evaluation = learner.validate() if val_data is not None else None
+    evaluation = learner.report() if val_data is not None else None
     steps = max((r["step"] for r in history.records), default=0)
     report = {
         "model": model, "task": task_obj.name, "settings": task_obj.to_json(), "labels": task_obj.labels,

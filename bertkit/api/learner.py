@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from bertkit.api import layers
 from bertkit.data.batching import pad_collate
-from bertkit.model import BertkitModel
+from bertkit.model import BertkitModel, load_model
 from bertkit.plotting import finish_figure, new_figure
 from bertkit.tasks.base import TaskData
 from bertkit.tasks.inference import forward_features
@@ -32,6 +33,7 @@ from bertkit.train.plots import History
 from bertkit.train.schedules import ScheduleName
 
 AUTOFIT_MAX_EPOCHS = 30
+DEFAULT_WEIGHT_DECAY = 0.01
 AUTOFIT_PATIENCE = 5
 
 ClassWeights = str | Sequence[float] | dict[str, float] | None
@@ -72,6 +74,7 @@ class Learner:
         self.collate = functools.partial(pad_collate, pad_id=train_data.pad_id)
         self.history: History | None = None
         self.lr_finder: LRFinderResult | None = None
+        self.weight_decay = DEFAULT_WEIGHT_DECAY
 
     # ------------------------------------------------------------------------- training
     def train(
@@ -91,6 +94,7 @@ class Learner:
         if options.get("early_stopping") and not labelled:
             raise ValueError("early stopping needs labelled val_data: pass it to get_learner")
         options.setdefault("monitor", "val_loss")
+        options.setdefault("weight_decay", self.weight_decay)
         config = TrainConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, schedule=schedule,
                              warmup=warmup, **options)  # fmt: skip
         eval_fn = self._eval_fn if labelled else None
@@ -144,12 +148,19 @@ class Learner:
             raise ValueError("run learner.lr_find() first")
         return self.lr_finder.suggestion
 
-    def lr_plot(self, path: str | None = None, show: bool | None = None) -> Any:
-        """Loss against learning rate from the last `lr_find`; saved as PNG at `path`, shown when
-        `show` (default: shown when no path is given)."""
+    def lr_plot(self, n_skip_beginning: int = 10, n_skip_end: int = 5, suggest: bool = False,
+                return_fig: bool = False, *, path: str | None = None, show: bool | None = None) -> Any:  # fmt: skip
+        """ktrain's `lr_plot`: loss against learning rate from the last `lr_find`, without the first
+        `n_skip_beginning` and last `n_skip_end` points; `suggest` marks and prints the suggested
+        rate. Saved as PNG at `path`; shown when `show` (default: when no path is given). Returns
+        the figure with `return_fig`."""
         if self.lr_finder is None:
             raise ValueError("run learner.lr_find() first")
-        return self.lr_finder.plot(path, show=path is None if show is None else show)
+        if suggest:
+            print(f"suggested learning rate (steepest descent of the loss): {self.lr_finder.suggestion}")
+        fig = self.lr_finder.plot(path, show=path is None if show is None else show, skip_start=n_skip_beginning,
+                                  skip_end=n_skip_end, mark=suggest)  # fmt: skip
+        return fig if return_fig else None
 
     def plot(self, path: str | None = None, show: bool | None = None) -> Any:
         """Training loss and validation loss against the step (PNG at `path`, or shown)."""
@@ -180,20 +191,31 @@ class Learner:
             raise ValueError("no labelled validation data: pass val_data (from preprocess_test(examples, labels))")
         return data
 
-    def validate(self, val_data: TaskData | None = None, class_names: Sequence[str] | None = None,
-                 print_report: bool = True) -> Evaluation:  # fmt: skip
-        """The task's report on the validation data (classification: report and confusion matrix),
-        printed and returned."""
+    def report(self, val_data: TaskData | None = None, class_names: Sequence[str] | None = None,
+               print_report: bool = True) -> Evaluation:  # fmt: skip
+        """The task's full report on the validation data (classification: scikit-learn's report,
+        the confusion matrix and the metrics), printed and returned."""
         data = self._val(val_data)
         result = self.task.evaluate(self.outputs(data), data, class_names)
         if print_report:
             print(result)
         return result
 
-    def view_top_losses(self, n: int = 4, preproc: Any = None,
-                        val_data: TaskData | None = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
-        """Print and return the `n` validation examples with the highest loss:
-        (index, loss, true label, predicted label). `preproc` is accepted for ktrain compatibility."""
+    def validate(self, val_data: TaskData | None = None, print_report: bool = True,
+                 class_names: Sequence[str] | None = None) -> Any:  # fmt: skip
+        """ktrain's `validate`: prints the report and returns what ktrain returns — the confusion
+        matrix as a numpy array for classification (`report()` gives the whole evaluation)."""
+        return self.report(val_data, class_names or None, print_report).ktrain_value()
+
+    def evaluate(self, test_data: TaskData | None = None, print_report: bool = True,
+                 class_names: Sequence[str] | None = None) -> Any:  # fmt: skip
+        """ktrain's `evaluate`: `validate` on `test_data` (default: the validation data)."""
+        return self.validate(test_data, print_report, class_names)
+
+    def top_losses(self, n: int = 4, val_data: TaskData | None = None,
+                   preproc: Any = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
+        """The `n` validation examples with the highest loss, highest first: ktrain's
+        (index, loss, true label, predicted label) tuples. `preproc` is accepted for compatibility."""
         data = self._val(val_data)
         if not hasattr(self.task, "example_losses"):
             raise ValueError(f"the {self.task.name!r} task has no per-example loss to rank")
@@ -201,12 +223,53 @@ class Learner:
         losses = self.task.example_losses(outputs, data)
         predicted = self.task.decode(outputs, data)
         truth = self.task.target_names(data)
-        top = [(int(i), float(losses[i]), truth[i], predicted[i]) for i in np.argsort(-losses)[:n]]
+        return [(int(i), float(losses[i]), truth[i], predicted[i]) for i in np.argsort(-losses, kind="stable")[:n]]
+
+    def view_top_losses(self, n: int = 4, preproc: Any = None,
+                        val_data: TaskData | None = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
+        """Print (and return) `top_losses(n)` with each example's text."""
+        data = self._val(val_data)
+        top = self.top_losses(n, data)
         for index, loss, true, pred in top:
             example = data.examples[index]
             text = f"{example[0]} [SEP] {example[1]}" if isinstance(example, tuple) else example
             print(f"----------\nid:{index} | loss:{loss:.4f} | true:{true} | pred:{pred}\n\n{text}")
         return top
+
+    # ------------------------------------------------------------------------- layers and weights
+    def freeze(self, freeze_range: int | None = None) -> None:
+        """Freeze the whole pre-trained encoder (None) or its first `freeze_range` layers (see
+        `print_layers`); frozen weights get no gradient and stay unchanged."""
+        end = layers.head_start(self.model) if freeze_range is None else int(freeze_range)
+        layers.set_trainable(self.model, 0, end, False)
+
+    def unfreeze(self, exclude_range: int | None = None) -> None:
+        """Make every layer trainable again, except the first `exclude_range` layers."""
+        layers.set_trainable(self.model, int(exclude_range or 0), None, True)
+        if exclude_range:
+            layers.set_trainable(self.model, 0, int(exclude_range), False)
+
+    def print_layers(self, show_wd: bool = False) -> None:
+        """Print the model's layers with their index, trainable state and size."""
+        print(layers.describe(self.model, self.weight_decay if show_wd else None))
+
+    def set_weight_decay(self, wd: float = DEFAULT_WEIGHT_DECAY) -> None:
+        """The decoupled weight decay of the next training runs (biases and norms never decay)."""
+        if wd < 0:
+            raise ValueError(f"weight decay must be >= 0, got {wd}")
+        self.weight_decay = float(wd)
+
+    def get_weight_decay(self) -> float:
+        return self.weight_decay
+
+    def save_model(self, fpath: str) -> None:
+        """Write the model (Hugging Face layout, atomically) to the folder `fpath`."""
+        self.model.save(fpath)
+
+    def load_model(self, fpath: str, **kwargs: Any) -> None:
+        """Load weights saved by `save_model` into this learner's model (same architecture)."""
+        loaded = load_model(fpath, head=self.model.head_name, num_labels=self.model.num_labels)
+        self.model.load_state_dict(loaded.state_dict())
 
 
 def get_learner(

@@ -68,6 +68,13 @@ class Predictor:
         """Class probabilities: (classes,) for one text, (n, classes) for a list (classification)."""
         return self.predict(texts, return_proba=True)
 
+    def explain(self, doc: str, target: str | int | None = None, n_steps: int = 50) -> Any:
+        """Which words drove the prediction of `doc` (integrated gradients, needs Captum): an
+        `Explanation` with word weights, `.to_html()`, `.save_html(path)` and `.plot(path)`."""
+        from bertkit.api.explain import explain
+
+        return explain(self, doc, target, n_steps)
+
     def records(self, examples: Sequence[Any]) -> list[dict[str, Any]]:
         """One JSON-able record per example (what `bertkit predict` writes)."""
         outputs, data = self.outputs(examples)
