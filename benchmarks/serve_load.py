@@ -120,9 +120,9 @@ def hf_endpoint(folder: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-def settings(predictor: str, port: int, max_batch: int, max_wait_ms: float) -> dict[str, list[str]]:
+def settings(predictor: str, port: int, max_batch: int, max_wait_ms: float, precision: str) -> dict[str, list[str]]:
     serve = [sys.executable, "-m", "bertkit.cli", "serve", "--predictor", predictor, "--port", str(port),
-             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)]  # fmt: skip
+             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--precision", precision]  # fmt: skip
     return {"bertkit serve, dynamic batching": serve, "bertkit serve, --no-batching": [*serve, "--no-batching"],
             "FastAPI + transformers pipeline per request":
                 [sys.executable, "-m", "benchmarks.serve_load", "--hf-endpoint", predictor, "--port", str(port)]}  # fmt: skip
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--precision", default="fp32", help="bertkit's mode (the transformers endpoint runs fp32)")
     parser.add_argument("--out", default="benchmarks/results/serve_load_cpu2.json")
     parser.add_argument("--hf-endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -145,7 +146,7 @@ def main() -> None:
         raise SystemExit("--predictor FOLDER is required (e.g. the one `python -m benchmarks` trains)")
     texts = movie_reviews("rotten_tomatoes")["text"].sample(2000, random_state=0).tolist()
     rows = []
-    for name, command in settings(args.predictor, port := free_port(), args.max_batch, args.max_wait_ms).items():
+    for name, command in settings(args.predictor, port := free_port(), args.max_batch, args.max_wait_ms, args.precision).items():
         command[command.index("--port") + 1] = str(port := free_port())
         server = start_server(command, port)
         try:
@@ -166,6 +167,7 @@ def main() -> None:
         print(f"{clients} clients: batching {ratios[clients]['vs_no_batching']:.2f}× no batching, "
               f"{ratios[clients]['vs_transformers_endpoint']:.2f}× the transformers endpoint")
     save_json(args.out, {"benchmark": "serve_load", "seconds": args.seconds, "max_batch": args.max_batch,
+                         "precision": args.precision, "predictor": args.predictor,
                          "max_wait_ms": args.max_wait_ms, "rows": rows, "ratios": ratios})  # fmt: skip
 
 
