@@ -110,6 +110,8 @@ def loop_contender(folder: Path, maxlen: int, batch_size: int) -> Predict:
 
 def fastest(make: Callable[[int], Predict], sizes: list[int], texts: list[str]) -> tuple[int, Predict]:
     """The batch size (of `sizes`) that runs `texts` fastest: transformers' best configuration."""
+    if len(sizes) == 1:
+        return sizes[0], make(sizes[0])
     timed = []
     for size in sizes:
         predict = make(size)
@@ -171,6 +173,9 @@ def main() -> None:
     parser.add_argument("--maxlen", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8", "onnx"])
+    parser.add_argument("--pipeline-batch", type=int, nargs="+", default=[1, 8, 32],
+                        help="batch sizes tried for the pipeline; the fastest on 16 reviews is used")
+    parser.add_argument("--loop-batch", type=int, nargs="+", default=[8, 32], help="the same for the plain loop")
     parser.add_argument("--no-sweep", action="store_true", help="skip the length × batch-size sweep (PNG)")
     parser.add_argument("--work", default="/tmp/bertkit-bench", help="folder for the trained predictor")
     parser.add_argument("--out", default="benchmarks/results/suite_cpu2", help="OUT.json and OUT.png")
@@ -183,9 +188,9 @@ def main() -> None:
 
         export_onnx(folder)
     texts, labels = evaluation["text"].tolist(), evaluation["label"].to_numpy().astype(int)
-    probe = texts[:32]
-    pipe_batch, pipe = fastest(lambda b: pipeline_contender(folder, args.maxlen, b), [1, 8, 32], probe)
-    loop_batch, loop = fastest(lambda b: loop_contender(folder, args.maxlen, b), [8, 32], probe)
+    probe = texts[:16]
+    pipe_batch, pipe = fastest(lambda b: pipeline_contender(folder, args.maxlen, b), args.pipeline_batch, probe)
+    loop_batch, loop = fastest(lambda b: loop_contender(folder, args.maxlen, b), args.loop_batch, probe)
     contenders = {"transformers pipeline": pipe, "transformers loop": loop}
     contenders |= {f"bertkit {p}": bertkit_contender(folder, p) for p in args.precisions}
     peak_before = matmul_peak_gflops()
