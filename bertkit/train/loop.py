@@ -20,6 +20,7 @@ import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from bertkit.data.batching import LengthBucketSampler
@@ -32,6 +33,7 @@ from bertkit.train.checkpoint import (
 )
 from bertkit.train.optim import build_optimizer
 from bertkit.train.plots import History
+from bertkit.train.rowwise import RowAdamW, clip_grad_norm, row_gradients
 from bertkit.train.schedules import ScheduleName, get_schedule
 
 LossFn = Callable[[nn.Module, dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]
@@ -175,17 +177,21 @@ def fit(
     """
     run = _setup(model, train_data, loss_fn, config, collate, lengths, eval_fn, callbacks, device)
     state = run.state
+    # embedding tables send row-wise gradients to RowAdamW (DDP all-reduces dense ones only)
+    rowwise = isinstance(run.optimizer, RowAdamW) and run.ddp_model is run.model
     try:
-        while not (_finished(state) or state.should_stop):
-            run.sampler.set_epoch(state.epoch)
-            run.sampler.skip(state.micro_batches)
-            if hasattr(run.collate, "set_epoch"):  # e.g. dynamic MLM masks seeded by epoch
-                run.collate.set_epoch(state.epoch)
-            _train_epoch(run)
-            if state.should_stop or _finished(state):
-                break
-            state.epoch, state.micro_batches = state.epoch + 1, 0
+        with row_gradients(model, run.optimizer, enabled=rowwise):
+            while not (_finished(state) or state.should_stop):
+                run.sampler.set_epoch(state.epoch)
+                run.sampler.skip(state.micro_batches)
+                if hasattr(run.collate, "set_epoch"):  # e.g. dynamic MLM masks seeded by epoch
+                    run.collate.set_epoch(state.epoch)
+                _train_epoch(run)
+                if state.should_stop or _finished(state):
+                    break
+                state.epoch, state.micro_batches = state.epoch + 1, 0
     finally:
+        _sync_weights(run)
         if run.bar is not None:
             run.bar.close()
     if config.restore_best and state.best_state is not None:
@@ -270,9 +276,10 @@ def _train_epoch(run: _Run) -> None:
         state.step += 1
         consumed = state.micro_batches + len(window) * distributed.world_size()
         state.micro_batches = min(consumed, epoch_len)
-        _track(run, loss, metrics, examples)
         epoch_done = start + config.grad_accum >= len(batches)
-        _after_step(run, epoch_done)
+        with record_function("step.logging"):
+            _track(run, loss, metrics, examples)
+            _after_step(run, epoch_done)
         if state.should_stop or _finished(state):
             return
 
@@ -284,7 +291,8 @@ def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[
     metrics: dict[str, float] = {}
     examples = 0
     for i, indices in enumerate(window):
-        batch = _to_device(run.collate([run.data[j] for j in indices]), run.device)
+        with record_function("step.data"):
+            batch = _to_device(run.collate([run.data[j] for j in indices]), run.device)
         last = i == len(window) - 1
         # gradients are all-reduced by DDP only on the last micro-batch of the window
         sync = (
@@ -294,9 +302,10 @@ def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[
         )
         autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.config.bf16)
         with sync:
-            with autocast:
+            with autocast, record_function("step.forward"):
                 loss, batch_metrics = run.loss_fn(run.ddp_model, batch)
-            (loss / len(window)).backward()
+            with record_function("step.backward"):
+                (loss / len(window)).backward()
         total_loss += loss.detach().float() / len(window)
         for k, v in batch_metrics.items():
             metrics[k] = metrics.get(k, 0.0) + float(v) / len(window)
@@ -306,10 +315,13 @@ def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[
 
 def _optimizer_step(run: _Run) -> None:
     if run.config.max_grad_norm:
-        nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
-    run.optimizer.step()
-    run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
+        with record_function("step.clip"):
+            clip_grad_norm(run.model.parameters(), run.config.max_grad_norm)
+    with record_function("step.optimizer"):
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    with record_function("step.scheduler"):
+        run.scheduler.step()
 
 
 def _track(run: _Run, loss: torch.Tensor, metrics: dict[str, float], examples: int) -> None:
@@ -329,9 +341,12 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
         _log(run)
     due_eval = config.eval_every and state.step % config.eval_every == 0
     if run.eval_fn is not None and (due_eval or (epoch_done and not config.eval_every)):
+        _sync_weights(run)
         _evaluate(run)
     due_ckpt = config.checkpoint_every and state.step % config.checkpoint_every == 0
     saved = due_ckpt or epoch_done or _finished(state) or state.should_stop
+    if saved or run.callbacks:  # checkpoints and callbacks may read the weights
+        _sync_weights(run)
     if saved:
         _checkpoint(run)
     _call(run.callbacks, "on_step_end", state)
@@ -339,6 +354,12 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
         _call(run.callbacks, "on_epoch_end", state)
     if state.should_stop and not saved:
         _checkpoint(run)  # a callback stopped the run (e.g. a time budget): keep this step
+
+
+def _sync_weights(run: _Run) -> None:
+    """Bring deferred embedding-row updates into the weights (a no-op for other optimizers)."""
+    if isinstance(run.optimizer, RowAdamW):
+        run.optimizer.sync_weights()
 
 
 def _checkpoint(run: _Run) -> None:
