@@ -7,8 +7,10 @@ import importlib
 import sys
 
 # Modules that add sub-commands: each has `add_commands(subparsers)`.
-COMMAND_MODULES = ("bertkit.api.feature_commands", "bertkit.api.commands", "bertkit.api.glue",
-                   "bertkit.pretrain.commands", "bertkit.distill.commands")
+COMMAND_MODULES = (
+    "bertkit.api.feature_commands", "bertkit.api.commands", "bertkit.api.glue", "bertkit.pretrain.commands",
+    "bertkit.distill.commands", "bertkit.export", "bertkit.serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
