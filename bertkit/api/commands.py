@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from bertkit.api.learner import get_learner
-from bertkit.api.predictor import get_predictor, load_predictor, predict_texts
+from bertkit.api.predictor import get_predictor, load_predictor
+from bertkit.api.streaming import read_lines, stream_predictions, text_item
 from bertkit.api.text import Transformer
 from bertkit.data.readers import read_table, to_list
 from bertkit.io import atomic_dir, save_json
@@ -100,29 +100,28 @@ def _array(values: list[Any]) -> Any:
 
 
 def predict(predictor: str, texts: list[str] | None = None, file: str | None = None, *,
-            text_column: str = "text", stdin: TextIO | None = None, stdout: TextIO | None = None) -> list[dict[str, Any]]:  # fmt: skip
+            text_column: str = "text", encoding: str = "utf-8", stdin: IO[Any] | None = None,
+            stdout: TextIO | None = None, progress: bool | None = None) -> int:  # fmt: skip
     """Classify `texts`, else the texts of `file` (.txt: one per line; or a table's `text_column`),
-    else one text per line of stdin; write one JSON object per text to stdout."""
+    else one text per line of stdin; write one JSON object per input, in order, to stdout, as
+    results are ready (a blank or undecodable line gets an error record naming its line number).
+    Returns the number of records written."""
     loaded = load_predictor(predictor)
-    if texts:
-        items = list(texts)
-    elif file is not None:
-        path = Path(file)
-        if path.suffix.lower() == ".txt":
-            if not path.is_file():
-                raise FileNotFoundError(f"text file not found: {path}")
-            items = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        else:
-            items = _columns(file, text_column, None, None)[0]
-    else:
-        items = [line for line in (stdin or sys.stdin).read().splitlines() if line.strip()]
-    if not items:
-        raise ValueError("no texts to classify: pass texts as arguments, --file FILE, or lines on stdin")
-    records = predict_texts(loaded, items)
     out = stdout or sys.stdout
-    for record in records:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return records
+    if texts:
+        items = (text_item(i, t) for i, t in enumerate(texts, start=1))
+        return stream_predictions(loaded, items, out, progress=progress, number_key="text_number")
+    if file is None:
+        items = read_lines(stdin or sys.stdin, encoding)
+        return stream_predictions(loaded, items, out, progress=progress)
+    if Path(file).suffix.lower() != ".txt":
+        column = read_table(file, text_column, encoding=encoding)[text_column]
+        items = (text_item(i, t, f"{file} row") for i, t in enumerate(to_list(column), start=1))
+        return stream_predictions(loaded, items, out, progress=progress, number_key="row")
+    if not Path(file).is_file():
+        raise FileNotFoundError(f"text file not found: {file}")
+    with open(file, "rb") as f:
+        return stream_predictions(loaded, read_lines(f, encoding, file), out, progress=progress)
 
 
 def _finetune_command(args: argparse.Namespace) -> int:
@@ -139,7 +138,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _predict_command(args: argparse.Namespace) -> int:
-    predict(args.predictor, args.texts, args.file, text_column=args.text_column)
+    predict(args.predictor, args.texts, args.file, text_column=args.text_column, encoding=args.encoding)
     return 0
 
 
@@ -190,4 +189,5 @@ def add_commands(subparsers: Any) -> None:
     r.add_argument("texts", nargs="*", help="texts to classify (default: --file, else stdin)")
     r.add_argument("--file", help=".txt (one text per line) or a table with --text-column")
     r.add_argument("--text-column", default="text")
+    r.add_argument("--encoding", default="utf-8", help="encoding of --file / stdin (default utf-8)")
     r.set_defaults(func=_predict_command)

@@ -36,6 +36,7 @@ from bertkit.tasks.classification import (
     predict_logits,
     probabilities,
 )
+from bertkit.train.checkpoint import check_run, train_fingerprint
 from bertkit.train.loop import TrainConfig, fit
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.plots import History
@@ -102,7 +103,9 @@ class Learner:
     ) -> History:  # fmt: skip
         """Run `bertkit.train.fit`; `options` are any other `TrainConfig` fields (eval_every,
         early_stopping, restore_best, checkpoint_dir, resume, max_steps, seed, bf16, grad_accum, ...).
-        ktrain's `checkpoint_folder=` and `verbose=` are accepted as checkpoint_dir and progress."""
+        ktrain's `checkpoint_folder=` and `verbose=` are accepted as checkpoint_dir and progress.
+        Resuming checks that the checkpoints were made with the same data, model and options;
+        `force_resume=True` continues despite changed data or options."""
         if not lr > 0:
             raise ValueError(f"the learning rate must be positive, got {lr}")
         if "checkpoint_folder" in options:
@@ -113,8 +116,13 @@ class Learner:
         if options.get("early_stopping") and not labelled:
             raise ValueError("early stopping needs labelled val_data: pass it to get_learner")
         options.setdefault("monitor", "val_loss")
+        force_resume = bool(options.pop("force_resume", False))
         config = TrainConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, schedule=schedule,
                              warmup=warmup, **options)  # fmt: skip
+        if config.checkpoint_dir:
+            data = self.train_data.fingerprint() if hasattr(self.train_data, "fingerprint") else ""
+            fingerprint = train_fingerprint(config, self.model, data)
+            check_run(config.checkpoint_dir, fingerprint, resume=config.resume, allow_changes=force_resume)
         eval_fn = self._eval_fn if labelled else None
         self.history = fit(self.model, self.train_data, self.loss_fn, config, collate=self.collate,
                            lengths=self.train_data.lengths, eval_fn=eval_fn, callbacks=callbacks)  # fmt: skip

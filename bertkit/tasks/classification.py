@@ -108,6 +108,12 @@ class ClassificationData:
     def num_examples(self) -> int:
         return len(self.texts)
 
+    def fingerprint(self) -> str:
+        """A hash of the token ids and targets: what a resumed run must be trained on again."""
+        from bertkit.train.checkpoint import fingerprint_data
+
+        return fingerprint_data([f["input_ids"] for f in self.features], self.example_ids, self.targets)
+
     def target_array(self) -> np.ndarray:
         if self.targets is None:
             raise ValueError("this data set has no labels; pass labels to preprocess_test to evaluate")
