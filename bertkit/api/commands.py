@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from bertkit.api.learner import get_learner
+from bertkit.api.outputs import check_finetune
 from bertkit.api.predictor import get_predictor, load_predictor
 from bertkit.api.streaming import read_lines, stream_predictions, text_item
 from bertkit.api.text import Transformer
@@ -23,9 +24,9 @@ MULTILABEL_SEPARATOR = "|"  # a multilabel row's labels, in one column: "sports|
 
 
 def _columns(path: str, text_column: str, label_column: str | None, pair_column: str | None,
-             task: str | None = None) -> tuple[list[Any], list[Any] | None, list[Any] | None]:  # fmt: skip
+             task: str | None = None, encoding: str = "utf-8") -> tuple[list[Any], list[Any] | None, list[Any] | None]:  # fmt: skip
     """(texts, labels, pairs) of a CSV/TSV/JSONL/Parquet file; missing columns are a clear error."""
-    frame = read_table(path, text_column, label_column, pair_column)
+    frame = read_table(path, text_column, label_column, pair_column, encoding)
     texts = to_list(frame[text_column])
     pairs = to_list(frame[pair_column]) if pair_column else None
     labels = to_list(frame[label_column]) if label_column else None
@@ -42,14 +43,20 @@ def finetune(
     seed: int = 42, eval_every: int | None = None, early_stopping: int | None = None,
     checkpoint_dir: str | None = None, resume: bool = False, max_steps: int | None = None,
     long_text: str = "truncate", stride: int | None = None, class_weights: str | None = None,
-    bf16: bool = False, grad_accum: int = 1, progress: bool = True,
+    bf16: bool = False, grad_accum: int = 1, progress: bool = True, encoding: str = "utf-8",
+    force_resume: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Fine-tune `model` on a table, validate, and write the predictor folder `out` (atomically:
     an existing `out` is replaced only when everything succeeded) with report.json,
     history.json, confusion_matrix.png and training_curves.png beside the predictor files.
-    All inputs are read and validated before any training starts. Returns the report."""
-    x, y, pairs = _columns(train, text_column, label_column, text_pair_column, task)
-    val = _columns(valid, text_column, label_column, text_pair_column, task) if valid else None
+    All inputs, options and `out` are validated before any training starts; `out` may only be a
+    new or empty folder or an earlier predictor, never one holding an input. Returns the report."""
+    check_finetune(model, train, out, valid, checkpoint_dir=checkpoint_dir, resume=resume,
+                   epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, warmup=warmup,
+                   grad_accum=grad_accum, eval_every=eval_every, early_stopping=early_stopping,
+                   stride=stride)  # fmt: skip
+    x, y, pairs = _columns(train, text_column, label_column, text_pair_column, task, encoding)
+    val = _columns(valid, text_column, label_column, text_pair_column, task, encoding) if valid else None
     preproc = Transformer(model, maxlen, classes, batch_size, task=task, long_text=long_text, stride=stride)
     train_data = preproc.preprocess_train(x, y, pairs)
     val_data = preproc.preprocess_test(val[0], val[1], val[2]) if val else None
@@ -60,7 +67,7 @@ def finetune(
         lr, epochs, schedule=schedule, warmup=warmup, seed=seed, eval_every=eval_every,
         early_stopping=early_stopping, restore_best=bool(early_stopping and val_data),
         checkpoint_dir=checkpoint_dir, resume=resume, max_steps=max_steps, bf16=bf16,
-        grad_accum=grad_accum, progress=progress,
+        grad_accum=grad_accum, progress=progress, force_resume=force_resume,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     evaluation = learner.validate() if val_data is not None else None
@@ -167,6 +174,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--early-stopping", type=int, help="patience in evaluations; restores the best weights")
     p.add_argument("--checkpoint-dir", help="write resumable checkpoints here")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
+    p.add_argument("--force-resume", action="store_true",
+                   help="resume even though the data or options differ from the checkpoints'")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (smoke runs)")
     p.add_argument("--long-text", choices=POLICIES, default="truncate")
     p.add_argument("--stride", type=int, help="overlap of sliding windows in tokens (default maxlen/4)")
@@ -174,6 +183,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of --train/--valid (default utf-8)")
     p.set_defaults(func=_finetune_command)
 
     e = subparsers.add_parser("evaluate", help="report + confusion matrix of a predictor on labelled data")

@@ -7,9 +7,10 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bertkit.io import save_json
+from bertkit.train.validation import check_options
 
 OutputKind = Literal["predictor", "pretraining run"]
 PREDICTOR_MARKER = "bertkit.json"  # written by Predictor.save, with "format": "bertkit-predictor"
@@ -84,3 +85,14 @@ def _inside(item: Path, folder: Path) -> bool:
 
 def _marker(kind: OutputKind) -> str:
     return PREDICTOR_MARKER if kind == "predictor" else RUN_MARKER
+
+
+def check_finetune(model: str, train: str, out: str, valid: str | None = None, *,
+                   checkpoint_dir: str | None = None, resume: bool = False, **options: Any) -> Path:
+    """Everything `finetune` can check before reading data: options in range, `--resume` with a
+    checkpoint folder, and an `out` that may be written without deleting an input."""
+    check_options(**options)
+    if resume and not checkpoint_dir:
+        raise ValueError("--resume needs --checkpoint-dir: the folder whose newest checkpoint to continue")
+    local_model = model if Path(model).exists() else None  # a hub name is no input on disk
+    return check_output(out, "predictor", inputs=(train, valid, local_model, checkpoint_dir))

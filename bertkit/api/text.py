@@ -16,6 +16,7 @@ from bertkit.tasks.classification import (
     TaskKind,
     TaskSettings,
     check_texts,
+    check_trainable,
     encode_labels,
     featurize,
 )
@@ -79,7 +80,7 @@ class Transformer:
         labels_list = self._labels(labels)
         if self.settings is None:
             self._infer_task(labels_list)
-        return self._preprocess(texts, labels_list, pairs)
+        return check_trainable(self._preprocess(texts, labels_list, pairs))
 
     def preprocess_test(self, texts: Any, labels: Any = None, pairs: Any = None) -> ClassificationData:
         """Validate and tokenise validation/test examples; labels are optional (prediction only)."""

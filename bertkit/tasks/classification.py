@@ -55,6 +55,10 @@ class TaskSettings:
             raise ValueError(f"maxlen must be at least 8 tokens, got {self.maxlen}")
         if self.kind == "regression" and self.labels:
             raise ValueError("regression predicts one number: leave `classes` empty")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"class names must be distinct, got {self.labels}")
+        if self.stride is not None and not 0 <= self.stride < self.maxlen:
+            raise ValueError(f"stride must be between 0 and maxlen - 1 ({self.maxlen - 1}), got {self.stride}")
         if self.thresholds is not None and len(self.thresholds) != len(self.labels):
             raise ValueError(f"got {len(self.thresholds)} thresholds for {len(self.labels)} labels")
 
@@ -135,6 +139,22 @@ def check_texts(texts: Sequence[Any], pairs: Sequence[Any] | None, what: str = "
                 raise ValueError(f"{name} {i} is {type(text).__name__} {text!r}, not a string")
             if not text.strip():
                 raise ValueError(f"{name} {i} is empty; remove it or give it some text")
+
+
+def check_trainable(data: ClassificationData) -> ClassificationData:
+    """Refuse training data a classifier cannot learn from: fewer than two classes, or labels that
+    are all one class (a model that always answers it, with loss 0)."""
+    settings = data.settings
+    if settings.kind != "multiclass" or data.targets is None:
+        return data
+    if len(settings.labels) < 2:
+        raise ValueError(f"a classifier needs at least two classes, got {len(settings.labels)} "
+                         f"({', '.join(settings.labels) or 'none'}): check the label column")  # fmt: skip
+    seen = set(data.targets)
+    if len(seen) < 2:
+        raise ValueError(f"every training label is {settings.labels[next(iter(seen))]!r}: a classifier "
+                         "needs examples of at least two classes")  # fmt: skip
+    return data
 
 
 def encode_labels(labels: Sequence[Any], settings: TaskSettings) -> list[Any]:
