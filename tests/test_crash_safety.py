@@ -83,7 +83,7 @@ def test_pretraining_killed_three_times_resumes_bit_identically(forkserver, tmp_
 def test_ctrl_c_exits_130_and_says_where_the_last_checkpoint_is(tmp_path):
     model = make_tiny_model(tmp_path / "model")
     texts, labels = emotion_data(32)
-    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in zip(texts, labels)))
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in zip(texts, labels, strict=True)))
     ckpt = tmp_path / "ckpt"
     command = [sys.executable, "-m", "bertkit.cli", "finetune", "--model", str(model), "--train",
                str(tmp_path / "train.csv"), "--out", str(tmp_path / "out"), "--maxlen", "16",

@@ -15,6 +15,8 @@ from tqdm.auto import tqdm
 
 from bertkit.api.predictor import Predictor, predict_texts
 
+# besides "\n" and "\r" (which json.dumps escapes): what str.splitlines also splits on
+_LINE_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 CHUNK_LINES = 256  # lines predicted together: big enough for full batches, small enough to stream
 
 
@@ -100,11 +102,20 @@ def stream_predictions(predictor: Predictor, items: Iterable[Item], out: TextIO,
                     record = {number_key: item.number, **next(predictions)}
                 else:
                     record = {number_key: item.number, "error": item.error}
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.write(json_line(record))
             out.flush()
             written += len(chunk)
             bar.update(len(chunk))
     return written
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One JSON line, readable as UTF-8; the characters that `str.splitlines` and some JSON
+    readers take for line breaks are escaped, so a consumer never sees a record split in two."""
+    text = json.dumps(record, ensure_ascii=False)
+    for char in _LINE_BREAKS:
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text + "\n"
 
 
 def _is_tty(stream: TextIO) -> bool:
