@@ -60,6 +60,10 @@ def text_item(number: int, text: Any, what: str = "text") -> Item:
         return Item(number, None, f"{what} {number} has no text")
     if not text.strip():
         return Item(number, None, f"{what} {number} is blank")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. undecodable bytes in a command-line argument
+        return Item(number, None, f"{what} {number} is not valid Unicode text")
     return Item(number, text)
 
 
