@@ -32,7 +32,7 @@ def test_changed_data_or_options_are_listed_and_can_be_forced(tiny, tmp_path):
     ckpt = str(tmp_path / "ckpt")
     options = dict(checkpoint_dir=ckpt, checkpoint_every=1, max_steps=2, progress=False)
     learner(tiny).train(1e-3, **options)
-    with pytest.raises(CheckpointMismatch, match=r"lr 0\.001 -> 0\.002.*max_steps 2 -> 3.*--force-resume"):
+    with pytest.raises(CheckpointMismatch, match=r"options\.lr 0\.001 -> 0\.002.*options\.max_steps 2 -> 3.*--force-resume"):
         learner(tiny).train(2e-3, **options | {"max_steps": 3})
     with pytest.raises(CheckpointMismatch, match=r"data [0-9a-f]{16} -> [0-9a-f]{16}"):
         learner(tiny, n=30).train(1e-3, **options)
@@ -63,3 +63,19 @@ def test_truncated_newest_checkpoint_falls_back_with_a_warning(tiny, tmp_path, c
         (folder / "optimizer.pt").write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(ValueError, match="no readable checkpoint to resume from.*optimizer.pt"):
         resume_point(ckpt)
+
+
+def test_pretraining_rerun_with_other_settings_is_refused(tmp_path):
+    from test_pretrain_run import TINY, make_data
+
+    from bertkit.pretrain.run import pretrain
+
+    data = make_data(tmp_path)
+    args = dict(model=TINY, max_steps=2, batch_size=8, checkpoint_every=1, progress=False, bf16=False)
+    pretrain(data, tmp_path / "out", **args)
+    with pytest.raises(CheckpointMismatch, match=r"options\.lr 0\.0001 -> 0\.001"):
+        pretrain(data, tmp_path / "out", **args | {"lr": 1e-3})
+    with pytest.raises(CheckpointMismatch, match=r"model\.hidden_size 32 -> 64"):  # not a size-mismatch crash
+        pretrain(data, tmp_path / "out", **args | {"model": TINY | {"hidden_size": 64}})
+    pretrain(data, tmp_path / "out", **args | {"max_steps": 3, "lr": 1e-3}, force_resume=True)
+    assert sorted(p.name for p in step_dirs(tmp_path / "out" / "checkpoints" / "phase-1"))[-1] == "step-000003"
