@@ -44,7 +44,7 @@ def run_bertkit(model_path: str, train, valid, args) -> dict:
     learner.train(args.lr, args.epochs, schedule="linear", warmup=args.warmup, seed=args.seed,
                   weight_decay=0.01, max_grad_norm=1.0, progress=False)  # fmt: skip
     seconds = time.perf_counter() - start
-    accuracy = learner.validate(valid_data, print_report=False).metrics["val_accuracy"]
+    accuracy = learner.report(valid_data, print_report=False).metrics["val_accuracy"]
     return _figures(accuracy, len(train) * args.epochs, seconds)
 
 

@@ -1,15 +1,14 @@
 """bertkit: the BERT family of text encoders (BERT, RoBERTa, DistilBERT, ALBERT), end to end."""
 
-from .api import get_learner, get_predictor, load_predictor, text
+from ._version import __version__
+from .api import get_learner, get_predictor, load_predictor, release_gpu_memory, text
 from .config import EncoderConfig, UnsupportedModelError, preset
 from .hub import ModelNotFoundError
 from .model import BertkitModel, CheckpointError, ModelOutput, build, load_model, save_model
 from .tokenizer import Tokenizer
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BertkitModel", "CheckpointError", "EncoderConfig", "ModelNotFoundError", "ModelOutput",
     "Tokenizer", "UnsupportedModelError", "build", "load_model", "preset", "save_model",
-    "get_learner", "get_predictor", "load_predictor", "text",
+    "get_learner", "get_predictor", "load_predictor", "release_gpu_memory", "text", "__version__",
 ]

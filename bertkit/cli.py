@@ -35,6 +35,10 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for name in COMMAND_MODULES:  # modules may accept older spellings of their commands
+        rewrite = getattr(sys.modules.get(name), "rewrite_argv", None)
+        argv = rewrite(argv) if rewrite else argv
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

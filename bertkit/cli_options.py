@@ -9,6 +9,7 @@ the docstring's "Args:" section. `call(func, args)` calls the function with the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import re
 import types
@@ -56,11 +57,15 @@ def _scalar(hint: Any) -> dict[str, Any]:
 
 def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
                 skip: Sequence[str] = (), positional: Sequence[str] = (),
-                help: dict[str, str] | None = None) -> None:  # fmt: skip
-    """Add a flag for every parameter of `func` except `skip`; `positional` ones become arguments."""
+                help: dict[str, str] | None = None, aliases: dict[str, Sequence[str]] | None = None) -> None:  # fmt: skip
+    """Add a flag for every parameter of `func` except `skip`; `positional` ones become arguments.
+
+    `func` may be a dataclass: its fields are the parameters. List values may also be given
+    comma-separated (`--labels a,b`); `aliases` adds other flag names (`{"labels": ["--classes"]}`).
+    """
     hints = typing.get_type_hints(func)
     helps = option_help(func) | (help or {})
-    for name, param in inspect.signature(func).parameters.items():
+    for name, param in _parameters(func).items():
         if name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         hint = _unwrap_optional(hints.get(name, str))
@@ -68,26 +73,59 @@ def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
         kwargs: dict[str, Any] = {"help": helps.get(name)}
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(hint) in (list, tuple, Sequence, typing.get_origin(Sequence[int])):
+        elif typing.get_origin(hint) in (list, tuple, typing.get_origin(Sequence[int])):
             args = typing.get_args(hint)
-            kwargs |= _scalar(args[0] if args else str) | {"nargs": "+"}
+            kwargs |= _scalar(args[0] if args else str) | {"nargs": "+", "action": _ListAction}
         else:
             kwargs |= _scalar(hint)
         if not required:
             kwargs["default"] = param.default
-            if kwargs["help"] is not None and param.default not in (None, False, True):
+            if kwargs["help"] is not None and param.default is not None and not isinstance(param.default, bool):
                 kwargs["help"] += f" (default: {param.default})"
         if name in positional:
             if not required:
                 kwargs["nargs"] = kwargs.get("nargs", "?") if kwargs.get("nargs") != "+" else "*"
             parser.add_argument(name, **kwargs)
         else:
-            flag = "--" + name.replace("_", "-")
-            parser.add_argument(flag, dest=name, required=required, **kwargs)
+            flags = ["--" + name.replace("_", "-"), *(aliases or {}).get(name, ())]
+            parser.add_argument(*flags, dest=name, required=required, **kwargs)
+
+
+class _ListAction(argparse.Action):
+    """Collect list values; a comma-separated string value gives several items."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        if not values:  # an optional positional given nothing keeps its default
+            setattr(namespace, self.dest, self.default)
+            return
+        items = []
+        for value in values:
+            items.extend(value.split(",") if isinstance(value, str) else [value])
+        setattr(namespace, self.dest, items)
+
+
+def _parameters(func: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    if dataclasses.is_dataclass(func):
+        return {f.name: inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_field_default(f))
+                for f in dataclasses.fields(func) if f.init and not f.metadata.get("derived")}  # fmt: skip
+    return dict(inspect.signature(func).parameters)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return inspect.Parameter.empty
+
+
+def option_names(func: Callable[..., Any]) -> list[str]:
+    """The parameter (or dataclass field) names `add_options` makes flags of."""
+    return list(_parameters(func))
 
 
 def call(func: Callable[..., Any], args: argparse.Namespace, **extra: Any) -> Any:
     """Call `func` with the parsed values of its parameters (plus `extra`)."""
-    names = inspect.signature(func).parameters
+    names = _parameters(func)
     values = {k: v for k, v in vars(args).items() if k in names}
     return func(**(values | extra))

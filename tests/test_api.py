@@ -45,7 +45,7 @@ def test_preprocess_accepts_lists_arrays_series_and_int_or_str_labels(prepared):
     ints = [EMOTIONS.index(v) for v in y]
     for texts, labels in ((np.array(x), np.array(y)), (pd.Series(x), pd.Series(ints)), (x, ints)):
         data = t.preprocess_test(texts, labels)
-        assert data.targets == ints and data.texts == x
+        assert data.targets == ints and data.examples == x
     assert len(train) == 24 and all(f["input_ids"][0] == t.tokenizer.cls_id for f in train.features)
     assert max(train.lengths) <= 32
 
@@ -70,7 +70,7 @@ def test_bad_inputs_give_clear_errors(prepared, texts, labels, message):
 def test_classes_are_inferred_from_string_labels(model_dir):
     t = text.Transformer(model_dir, maxlen=16)
     t.preprocess_train(["good film", "bad film"], ["pos", "neg"])
-    assert t.get_classes() == ["neg", "pos"] and t.settings.kind == "multiclass"
+    assert t.get_classes() == ["neg", "pos"] and t.task.kind == "multiclass"
 
 
 def test_maxlen_beyond_the_model_positions_is_refused(model_dir):
@@ -86,7 +86,7 @@ def test_lr_find_plots_and_leaves_weights_unchanged(prepared, tmp_path):
     result = learner.lr_find(max_epochs=3)
     assert len(result.lrs) == 18 and result.lrs == sorted(result.lrs)
     assert learner.lr_estimate() == result.suggestion
-    learner.lr_plot(str(tmp_path / "lr.png"))
+    learner.lr_plot(path=str(tmp_path / "lr.png"))
     assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
     for k, v in learner.model.state_dict().items():
         torch.testing.assert_close(v.cpu(), before[k].cpu())  # lr_find may have moved it to a GPU
@@ -111,7 +111,7 @@ def test_fit_onecycle_autofit_and_fit_train_and_record_history(prepared, tmp_pat
 
 def test_validate_and_view_top_losses(trained, capsys):
     t, learner = trained
-    result = learner.validate(class_names=EMOTIONS)
+    result = learner.report(class_names=EMOTIONS)
     assert result.confusion_matrix.shape == (6, 6) and result.confusion_matrix.sum() == 12
     assert "precision" in result.report and "confusion matrix" in capsys.readouterr().out
     assert 0 <= result.metrics["val_accuracy"] <= 1
@@ -221,14 +221,14 @@ def test_multilabel_regression_pairs_and_class_weights(model_dir):
     learner = ktrain.get_learner(t.get_classifier(), train, t.preprocess_test(texts, rows))
     learner.fit(1e-2, 30, progress=False)
     predictor = ktrain.get_predictor(learner.model, preproc=t)
-    assert t.settings.kind == "multilabel" and predictor.predict(texts[:4]) == rows[:4]
+    assert t.task.kind == "multilabel" and predictor.predict(texts[:4]) == rows[:4]
     assert predictor.predict_proba(texts[:2]).shape == (2, 2)
 
     pairs = [("great", "a cat"), ("awful", "the sea"), ("great", "the sea"), ("awful", "a cat")]
     scores = [5.0, 0.5, 5.0, 0.5]
     r = text.Transformer(model_dir, maxlen=16, batch_size=4)
     data = r.preprocess_train(pairs, scores)
-    assert r.settings.kind == "regression" and 1 in data.features[0]["token_type_ids"]
+    assert r.task.kind == "regression" and 1 in data.features[0]["token_type_ids"]
     reg = ktrain.get_learner(r.get_classifier(), data, r.preprocess_test(pairs, scores))
     reg.train(1e-2, max_steps=60, schedule="constant", warmup=0, progress=False)
     values = ktrain.get_predictor(reg.model, preproc=r).predict(pairs)
@@ -237,7 +237,8 @@ def test_multilabel_regression_pairs_and_class_weights(model_dir):
     c = text.Transformer(model_dir, maxlen=16, classes=["a", "b"], batch_size=4)
     data = c.preprocess_train(["x y", "y z", "z"], ["a", "a", "b"])
     weighted = ktrain.get_learner(c.get_classifier(), data, class_weights="balanced")
-    assert weighted.class_weights == pytest.approx([0.75, 1.5])
+    assert c.task.class_weights("balanced", data) == pytest.approx([0.75, 1.5])
+    weighted.train(1e-2, max_steps=1, progress=False)
     with pytest.raises(ValueError, match="unknown classes"):
         ktrain.get_learner(weighted.model, weighted.train_data, class_weights={"c": 2.0})
 
@@ -267,4 +268,4 @@ def test_saved_predictor_loads_in_transformers_with_the_same_logits(trained, tmp
     batch = transformers.AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = hf(**batch).logits.numpy()
-    np.testing.assert_allclose(predictor.logits(texts), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor.task.logits(*predictor.outputs(texts)), expected, atol=1e-5)

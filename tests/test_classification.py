@@ -9,14 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertkit.tasks.classification import (
-    TaskSettings,
+from bertkit.tasks.classification import ClassificationTask, check_texts, encode_labels, featurize
+from bertkit.tasks.classification_metrics import (
     balanced_class_weights,
-    check_texts,
     decode,
-    encode_labels,
     evaluate,
-    featurize,
     metrics,
     task_loss,
 )
@@ -32,19 +29,19 @@ def tokenizer():
 
 
 def test_encode_labels_for_each_kind():
-    multi = TaskSettings(labels=["neg", "pos"])
+    multi = ClassificationTask(labels=["neg", "pos"])
     assert encode_labels(["pos", "neg", 1, np.int64(0)], multi) == [1, 0, 1, 0]
-    tags = TaskSettings(kind="multilabel", labels=["a", "b", "c"])
+    tags = ClassificationTask(kind="multilabel", labels=["a", "b", "c"])
     assert encode_labels([["a", "c"], [], [0, 1, 0], "b"], tags) == [[1, 0, 1], [0, 0, 0], [0, 1, 0], [0, 1, 0]]
-    assert encode_labels([1, 2.5], TaskSettings(kind="regression")) == [1.0, 2.5]
+    assert encode_labels([1, 2.5], ClassificationTask(kind="regression")) == [1.0, 2.5]
     with pytest.raises(ValueError, match="label 1 is 'maybe', which is not one of the classes"):
         encode_labels(["pos", "maybe"], multi)
     with pytest.raises(ValueError, match="label 0 is True"):
         encode_labels([True], multi)
     with pytest.raises(ValueError, match="regression needs a finite number"):
-        encode_labels([float("nan")], TaskSettings(kind="regression"))
+        encode_labels([float("nan")], ClassificationTask(kind="regression"))
     with pytest.raises(ValueError, match="leave `classes` empty"):
-        TaskSettings(kind="regression", labels=["x"])
+        ClassificationTask(kind="regression", labels=["x"])
 
 
 def test_check_texts_rejects_empty_and_mismatched():
@@ -58,16 +55,16 @@ def test_check_texts_rejects_empty_and_mismatched():
 def test_truncate_head_tail_and_windows(tokenizer):
     ids = tokenizer.encode_ids([LONG])[0]
     assert len(ids) > 40
-    truncated, examples = featurize(tokenizer, [LONG, "short"], None, TaskSettings(labels=["a"], maxlen=16))
+    truncated, examples = featurize(tokenizer, [LONG, "short"], None, ClassificationTask(labels=["a"], maxlen=16))
     assert examples == [0, 1] and len(truncated[0]["input_ids"]) == 16
     assert truncated[0]["input_ids"][1:15] == ids[:14]
 
-    head_tail, _ = featurize(tokenizer, [LONG], None, TaskSettings(labels=["a"], maxlen=18, long_text="head_tail"))
+    head_tail, _ = featurize(tokenizer, [LONG], None, ClassificationTask(labels=["a"], maxlen=18, long_text="head_tail"))
     row = head_tail[0]["input_ids"]
     assert len(row) == 18 and row[0] == tokenizer.cls_id and row[-1] == tokenizer.sep_id
     assert row[1:5] == ids[:4] and row[5:17] == ids[-12:]  # a quarter head, three quarters tail
 
-    settings = TaskSettings(labels=["a"], maxlen=16, long_text="sliding_window", stride=4)
+    settings = ClassificationTask(labels=["a"], maxlen=16, long_text="sliding_window", stride=4)
     windows, examples = featurize(tokenizer, [LONG, "short"], None, settings)
     assert examples.count(0) > 1 and examples[-1] == 1
     first, second = windows[0]["input_ids"][1:-1], windows[1]["input_ids"][1:-1]
@@ -77,10 +74,10 @@ def test_truncate_head_tail_and_windows(tokenizer):
 
 
 def test_pairs_get_segment_ids_and_head_tail_refuses_them(tokenizer):
-    features, _ = featurize(tokenizer, ["a cat"], ["on a mat"], TaskSettings(labels=["a"], maxlen=16))
+    features, _ = featurize(tokenizer, ["a cat"], ["on a mat"], ClassificationTask(labels=["a"], maxlen=16))
     assert features[0]["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1, 1]
     with pytest.raises(ValueError, match="head_tail"):
-        featurize(tokenizer, ["a"], ["b"], TaskSettings(labels=["a"], long_text="head_tail"))
+        featurize(tokenizer, ["a"], ["b"], ClassificationTask(labels=["a"], long_text="head_tail"))
 
 
 def test_losses_match_torch_and_class_weights_count():
@@ -98,7 +95,7 @@ def test_losses_match_torch_and_class_weights_count():
 
 
 def test_metrics_report_and_confusion_matrix(tmp_path):
-    settings = TaskSettings(labels=["neg", "pos", "mixed"])
+    settings = ClassificationTask(labels=["neg", "pos", "mixed"])
     logits = np.array([[3.0, 0, 0], [0, 3.0, 0], [0, 3.0, 0], [0, 0, 3.0]])
     targets = np.array([0, 1, 0, 2])
     result = evaluate(logits, targets, settings)
@@ -112,12 +109,12 @@ def test_metrics_report_and_confusion_matrix(tmp_path):
 
 
 def test_multilabel_thresholds_and_regression_metrics():
-    settings = TaskSettings(kind="multilabel", labels=["a", "b"], thresholds=[0.5, 0.9])
+    settings = ClassificationTask(kind="multilabel", labels=["a", "b"], thresholds=[0.5, 0.9])
     probs = np.array([[0.6, 0.8], [0.2, 0.95]])
     assert decode(probs, settings) == [["a"], ["b"]]  # 0.8 < b's threshold 0.9
     logits = np.log(probs / (1 - probs))
     scores = metrics(logits, np.array([[1, 0], [0, 1]]), settings)
     assert scores["val_accuracy"] == 1.0 and scores["val_f1"] == 1.0
-    reg = metrics(np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 4.0]), TaskSettings(kind="regression"))
+    reg = metrics(np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 4.0]), ClassificationTask(kind="regression"))
     assert reg["val_mse"] == pytest.approx(1 / 3) and reg["val_spearman"] == pytest.approx(1.0)
-    assert "val_mse" in str(evaluate(np.array([[1.0], [2.0]]), np.array([1.0, 2.0]), TaskSettings(kind="regression")))
+    assert "val_mse" in str(evaluate(np.array([[1.0], [2.0]]), np.array([1.0, 2.0]), ClassificationTask(kind="regression")))

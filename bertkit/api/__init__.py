@@ -4,4 +4,17 @@ from bertkit.api import text
 from bertkit.api.learner import Learner, get_learner
 from bertkit.api.predictor import Predictor, PredictorError, get_predictor, load_predictor
 
-__all__ = ["Learner", "Predictor", "PredictorError", "get_learner", "get_predictor", "load_predictor", "text"]
+
+def release_gpu_memory(device: int = 0) -> None:
+    """ktrain's `release_gpu_memory`: free cached GPU memory (no-op without a GPU)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        with torch.cuda.device(device):
+            torch.cuda.empty_cache()
+
+
+__all__ = ["release_gpu_memory", "Learner", "Predictor", "PredictorError", "get_learner", "get_predictor", "load_predictor", "text"]

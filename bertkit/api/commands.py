@@ -1,67 +1,83 @@
-"""`bertkit finetune | evaluate | predict`: flags mirror the typed functions `finetune`,
-`evaluate` and `predict` defined here, which the Python API can call directly."""
+"""`bertkit finetune | evaluate | predict` for every registered task: thin shells over the typed
+functions `finetune`, `evaluate` and `predict` defined here, which the Python API can call directly.
+
+`bertkit finetune TASK ...` (TASK defaults to classification) takes the flags of `finetune`, of the
+task's settings (its dataclass fields) and of the task's file reader (`Task.read`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, Literal, TextIO
 
 from bertkit.api.learner import get_learner
 from bertkit.api.outputs import check_finetune
 from bertkit.api.predictor import get_predictor, load_predictor
-from bertkit.api.streaming import read_lines, stream_predictions, text_item
-from bertkit.api.text import Transformer
-from bertkit.data.readers import read_table, to_list
+from bertkit.api.preprocessor import Preprocessor
+from bertkit.api.streaming import Item, read_lines, stream_predictions, text_item
+from bertkit.cli_options import add_options, call, option_names
 from bertkit.io import atomic_dir, save_json
-from bertkit.tasks.classification import POLICIES, Evaluation, encode_labels
-from bertkit.tasks.classification import evaluate as evaluate_logits
-
-SCHEDULES = ("linear", "constant", "cosine", "onecycle", "triangular")
-MULTILABEL_SEPARATOR = "|"  # a multilabel row's labels, in one column: "sports|politics"
-
-
-def _columns(path: str, text_column: str, label_column: str | None, pair_column: str | None,
-             task: str | None = None, encoding: str = "utf-8") -> tuple[list[Any], list[Any] | None, list[Any] | None]:  # fmt: skip
-    """(texts, labels, pairs) of a CSV/TSV/JSONL/Parquet file; missing columns are a clear error."""
-    frame = read_table(path, text_column, label_column, pair_column, encoding)
-    texts = to_list(frame[text_column])
-    pairs = to_list(frame[pair_column]) if pair_column else None
-    labels = to_list(frame[label_column]) if label_column else None
-    if labels is not None and task == "multilabel":
-        labels = [str(v).split(MULTILABEL_SEPARATOR) if str(v) else [] for v in labels]
-    return texts, labels, pairs
+from bertkit.tasks.registry import TASKS, task_class
+from bertkit.tasks.report import Evaluation
+from bertkit.train.schedules import ScheduleName
 
 
 def finetune(
-    model: str, train: str, out: str, valid: str | None = None, *,
-    text_column: str = "text", label_column: str = "label", text_pair_column: str | None = None,
-    classes: list[str] | None = None, task: str | None = None, maxlen: int = 128, epochs: int = 1,
-    lr: float = 5e-5, batch_size: int = 32, schedule: str = "linear", warmup: float = 0.1,
-    seed: int = 42, eval_every: int | None = None, early_stopping: int | None = None,
+    model: str, train: str, out: str, valid: str | None = None, *, task: str = "classification",
+    settings: dict[str, Any] | None = None, read_options: dict[str, Any] | None = None,
+    epochs: int = 1, lr: float = 5e-5, batch_size: int = 32, schedule: ScheduleName = "linear",
+    warmup: float = 0.1, seed: int = 42, eval_every: int | None = None, early_stopping: int | None = None,
     checkpoint_dir: str | None = None, resume: bool = False, max_steps: int | None = None,
-    long_text: str = "truncate", stride: int | None = None, class_weights: str | None = None,
-    bf16: bool = False, grad_accum: int = 1, progress: bool = True, encoding: str = "utf-8",
-    force_resume: bool = False,
+    class_weights: Literal["balanced"] | None = None, bf16: bool = False, grad_accum: int = 1,
+    progress: bool = True, force_resume: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Fine-tune `model` on a table, validate, and write the predictor folder `out` (atomically:
-    an existing `out` is replaced only when everything succeeded) with report.json,
-    history.json, confusion_matrix.png and training_curves.png beside the predictor files.
-    All inputs, options and `out` are validated before any training starts; `out` may only be a
-    new or empty folder or an earlier predictor, never one holding an input. Returns the report."""
+    """Fine-tune `model` on a labelled file, validate, and write the predictor folder `out`
+    (atomically: an existing `out` is replaced only when everything succeeded) with report.json,
+    history.json, training_curves.png (and confusion_matrix.png for single-label classification)
+    beside the predictor files. All inputs, options and `out` are validated before any training
+    starts; `out` may only be a new or empty folder or an earlier predictor, never one holding an
+    input.
+
+    Args:
+        model: model name or folder (e.g. all-MiniLM-L6-v2)
+        train: labelled training file
+        out: predictor folder to write
+        valid: labelled validation file (same format)
+        task: registered task name
+        settings: the task's settings (its dataclass fields), e.g. {"maxlen": 64}
+        read_options: options of the task's file reader, e.g. {"text_column": "sentence"}
+        epochs: passes over the training data
+        lr: peak learning rate
+        batch_size: examples per optimizer step (per micro-batch with --grad-accum)
+        schedule: learning-rate schedule
+        warmup: fraction (<1) or number of warmup steps
+        seed: random seed (head initialisation, data order, dropout)
+        eval_every: evaluate every N steps (default: each epoch)
+        early_stopping: patience in evaluations; restores the best weights
+        checkpoint_dir: write resumable checkpoints here
+        resume: continue from the newest checkpoint in --checkpoint-dir
+        max_steps: stop after N optimizer steps (smoke runs)
+        class_weights: classification: re-weight classes by inverse frequency
+        bf16: bfloat16 autocast
+        grad_accum: micro-batches per optimizer step
+        progress: show a progress bar
+        force_resume: resume even though the data or options differ from the checkpoints'
+    """
     check_finetune(model, train, out, valid, checkpoint_dir=checkpoint_dir, resume=resume,
                    epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, warmup=warmup,
-                   grad_accum=grad_accum, eval_every=eval_every, early_stopping=early_stopping,
-                   stride=stride)  # fmt: skip
-    x, y, pairs = _columns(train, text_column, label_column, text_pair_column, task, encoding)
-    val = _columns(valid, text_column, label_column, text_pair_column, task, encoding) if valid else None
-    preproc = Transformer(model, maxlen, classes, batch_size, task=task, long_text=long_text, stride=stride)
-    train_data = preproc.preprocess_train(x, y, pairs)
-    val_data = preproc.preprocess_test(val[0], val[1], val[2]) if val else None
-    learner = get_learner(preproc.get_classifier(seed), train_data, val_data, batch_size,
-                          class_weights=class_weights)  # fmt: skip
+                   grad_accum=grad_accum, eval_every=eval_every, early_stopping=early_stopping)  # fmt: skip
+    task_obj = task_class(task)(**(settings or {}))
+    x, y = _read(task_obj, train, read_options, labelled=True)
+    val = _read(task_obj, valid, read_options, labelled=True) if valid else None
+    preproc = Preprocessor(model, task_obj, batch_size)
+    train_data = preproc.preprocess_train(x, y)
+    val_data = preproc.preprocess_test(*val) if val else None
+    loss_options = {"class_weights": class_weights} if class_weights else {}
+    learner = get_learner(preproc.get_model(seed), train_data, val_data, batch_size, **loss_options)
     start = time.perf_counter()
     history = learner.train(
         lr, epochs, schedule=schedule, warmup=warmup, seed=seed, eval_every=eval_every,
@@ -70,10 +86,10 @@ def finetune(
         grad_accum=grad_accum, progress=progress, force_resume=force_resume,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    evaluation = learner.validate() if val_data is not None else None
+    evaluation = learner.report() if val_data is not None else None
     steps = max((r["step"] for r in history.records), default=0)
     report = {
-        "model": model, "task": preproc.settings.kind, "labels": preproc.get_classes(),
+        "model": model, "task": task_obj.name, "settings": task_obj.to_json(), "labels": task_obj.labels,
         "train_examples": train_data.num_examples, "steps": steps, "train_seconds": round(seconds, 2),
         **(evaluation.to_json() if evaluation is not None else {}),
     }  # fmt: skip
@@ -82,122 +98,147 @@ def finetune(
         save_json(tmp / "report.json", report)
         history.to_json(tmp / "history.json")
         learner.plot(str(tmp / "training_curves.png"))
-        if evaluation is not None and preproc.settings.kind == "multiclass":
+        if evaluation is not None and evaluation.has_confusion_plot():
             evaluation.plot_confusion(str(tmp / "confusion_matrix.png"))
     print(f"saved the predictor, report.json and plots to {out}")
     return report
 
 
-def evaluate(predictor: str, data: str, *, text_column: str = "text", label_column: str = "label",
-             text_pair_column: str | None = None) -> Evaluation:  # fmt: skip
-    """Report and confusion matrix of a saved predictor on a labelled table (printed and returned)."""
+def _read(task: Any, path: str, options: dict[str, Any] | None, *, labelled: bool) -> tuple[list, list | None]:
+    examples, targets = task.read(path, **(options or {}))
+    if labelled and targets is None:
+        raise ValueError(f"{path} has no labels for the {task.name} task")
+    return examples, targets
+
+
+def evaluate(predictor: str, data: str, *, read_options: dict[str, Any] | None = None) -> Evaluation:
+    """The task's report of a saved predictor on a labelled file (printed and returned).
+
+    Args:
+        predictor: folder written by finetune or Predictor.save
+        data: labelled file in the task's format
+        read_options: options of the task's file reader, e.g. {"text_column": "sentence"}
+    """
     loaded = load_predictor(predictor)
-    texts, labels, pairs = _columns(data, text_column, label_column, text_pair_column, loaded.settings.kind)
-    targets = encode_labels(labels, loaded.settings)
-    items = texts if pairs is None else list(zip(texts, pairs, strict=True))
-    result = evaluate_logits(loaded.logits(items), _array(targets), loaded.settings)
+    examples, targets = _read(loaded.task, data, read_options, labelled=True)
+    result = loaded.evaluate(examples, targets)
     print(result)
     return result
 
 
-def _array(values: list[Any]) -> Any:
-    import numpy as np
-
-    return np.asarray(values)
-
-
 def predict(predictor: str, texts: list[str] | None = None, file: str | None = None, *,
             text_column: str = "text", encoding: str = "utf-8", stdin: IO[Any] | None = None,
-            stdout: TextIO | None = None, progress: bool | None = None) -> int:  # fmt: skip
-    """Classify `texts`, else the texts of `file` (.txt: one per line; or a table's `text_column`),
-    else one text per line of stdin; write one JSON object per input, in order, to stdout, as
-    results are ready (a blank or undecodable line gets an error record naming its line number).
-    Returns the number of records written."""
+            stdout: TextIO | None = None) -> int:  # fmt: skip
+    """Predict `texts`, else the examples of `file` (.txt: one per line; else a file in the task's
+    format), else one example per line of stdin; write one JSON object per input, in order, to
+    stdout as results are ready (a blank or undecodable line gets an error record naming its
+    line number). Returns the number of records written.
+
+    Args:
+        predictor: folder written by finetune or Predictor.save
+        texts: inputs to predict (default: --file, else stdin), one example each
+        file: .txt (one example per line) or a file in the task's format
+        text_column: the text column of a table (classification)
+        encoding: text encoding of --file or stdin (e.g. latin-1)
+    """
     loaded = load_predictor(predictor)
     out = stdout or sys.stdout
     if texts:
         items = (text_item(i, t) for i, t in enumerate(texts, start=1))
-        return stream_predictions(loaded, items, out, progress=progress, number_key="text_number")
+        return stream_predictions(loaded, items, out, number_key="text_number")
     if file is None:
-        items = read_lines(stdin or sys.stdin, encoding)
-        return stream_predictions(loaded, items, out, progress=progress)
+        return stream_predictions(loaded, read_lines(stdin or sys.stdin, encoding), out)
     if Path(file).suffix.lower() != ".txt":
-        column = read_table(file, text_column, encoding=encoding)[text_column]
-        items = (text_item(i, t, f"{file} row") for i, t in enumerate(to_list(column), start=1))
-        return stream_predictions(loaded, items, out, progress=progress, number_key="row")
+        wanted = {"text_column": text_column, "label_column": None, "encoding": encoding}  # no labels needed
+        options = {k: v for k, v in wanted.items() if k in option_names(loaded.task.read)}
+        examples = loaded.task.read(file, **options)[0]
+        items = (Item(i, example) for i, example in enumerate(examples, start=1))
+        return stream_predictions(loaded, items, out, number_key="row", parse=False)
     if not Path(file).is_file():
         raise FileNotFoundError(f"text file not found: {file}")
     with open(file, "rb") as f:
-        return stream_predictions(loaded, read_lines(f, encoding, file), out, progress=progress)
+        return stream_predictions(loaded, read_lines(f, encoding, file), out)
+
+
+# ----------------------------------------------------------------------------------- the CLI
+_GROUPS = ("settings", "read_options")
 
 
 def _finetune_command(args: argparse.Namespace) -> int:
-    classes = args.classes.split(",") if args.classes else None
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "func", "classes", "no_progress")}
-    finetune(**options, classes=classes, progress=not args.no_progress)
+    cls = task_class(args.task)
+    settings = {k: getattr(args, k) for k in option_names(cls) if hasattr(args, k)}
+    read_options = {k: getattr(args, k) for k in option_names(cls.read) if hasattr(args, k)}
+    call(finetune, args, settings=settings, read_options=read_options)
     return 0
 
 
 def _evaluate_command(args: argparse.Namespace) -> int:
-    evaluate(args.predictor, args.data, text_column=args.text_column, label_column=args.label_column,
-             text_pair_column=args.text_pair_column)  # fmt: skip
+    loaded_task = _folder_task(args.predictor)
+    read_options = {k: getattr(args, k) for k in option_names(task_class(loaded_task).read) if hasattr(args, k)}
+    evaluate(args.predictor, args.data, read_options=read_options)
     return 0
+
+
+def _folder_task(folder: str) -> str:
+    meta = Path(folder) / "bertkit.json"
+    try:
+        return json.loads(meta.read_text(encoding="utf-8")).get("task", "classification")
+    except (OSError, ValueError, AttributeError):
+        return "classification"  # load_predictor then says what is wrong with the folder
 
 
 def _predict_command(args: argparse.Namespace) -> int:
-    predict(args.predictor, args.texts, args.file, text_column=args.text_column, encoding=args.encoding)
+    call(predict, args)
     return 0
+
+
+def _add_reader_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every task's reader, each once."""
+    seen = {"path"}
+    for name in TASKS:
+        read = task_class(name).read
+        add_options(parser, read, skip=[o for o in option_names(read) if o in seen])
+        seen.update(option_names(read))
+
+
+def rewrite_argv(argv: list[str]) -> list[str]:
+    """`finetune` without a task name means classification; `--task NAME` may name the task, and
+    `--task multiclass|multilabel|regression` (the classification kind) stays accepted."""
+    if not argv or argv[0] != "finetune":
+        return argv
+    rest = list(argv[1:])
+    task = None
+    if "--task" in rest and rest.index("--task") + 1 < len(rest):
+        i = rest.index("--task")
+        value = rest[i + 1]
+        if value in TASKS:
+            task = value
+            del rest[i : i + 2]
+        elif value in ("multiclass", "multilabel", "regression"):
+            rest[i] = "--kind"
+    if task is None and (not rest or rest[0] not in TASKS) and not {"-h", "--help"} & set(rest[:1]):
+        task = "classification"
+    return ["finetune", *([task] if task else []), *rest]
 
 
 def add_commands(subparsers: Any) -> None:
     """Register finetune, evaluate and predict with the `bertkit` CLI."""
-    p = subparsers.add_parser("finetune", help="fine-tune a classifier on a CSV/TSV/JSONL/Parquet table",
-                              description=finetune.__doc__)  # fmt: skip
-    p.add_argument("--model", required=True, help="model name or folder (e.g. all-MiniLM-L6-v2)")
-    p.add_argument("--train", required=True, help="training table (.csv .tsv .jsonl .parquet)")
-    p.add_argument("--valid", help="validation table (same columns)")
-    p.add_argument("--out", required=True, help="predictor folder to write")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--text-pair-column", help="second text of sentence-pair tasks")
-    p.add_argument("--classes", help="comma-separated class names (fixes their order)")
-    p.add_argument("--task", choices=("multiclass", "multilabel", "regression"),
-                   help=f"default: inferred; multilabel labels are joined by {MULTILABEL_SEPARATOR!r}")
-    p.add_argument("--maxlen", type=int, default=128, help="tokens per text (or window)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--schedule", choices=SCHEDULES, default="linear")
-    p.add_argument("--warmup", type=float, default=0.1, help="fraction (<1) or number of warmup steps")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--eval-every", type=int, help="evaluate every N steps (default: each epoch)")
-    p.add_argument("--early-stopping", type=int, help="patience in evaluations; restores the best weights")
-    p.add_argument("--checkpoint-dir", help="write resumable checkpoints here")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
-    p.add_argument("--force-resume", action="store_true",
-                   help="resume even though the data or options differ from the checkpoints'")
-    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (smoke runs)")
-    p.add_argument("--long-text", choices=POLICIES, default="truncate")
-    p.add_argument("--stride", type=int, help="overlap of sliding windows in tokens (default maxlen/4)")
-    p.add_argument("--class-weights", choices=("balanced",), help="re-weight classes by inverse frequency")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of --train/--valid (default utf-8)")
-    p.set_defaults(func=_finetune_command)
+    p = subparsers.add_parser("finetune", help="fine-tune a model on a labelled file (any task)",
+                              description=__doc__)  # fmt: skip
+    tasks = p.add_subparsers(dest="task", metavar="TASK")
+    for name in TASKS:
+        cls = task_class(name)
+        t = tasks.add_parser(name, help=(cls.__doc__ or "").splitlines()[0], description=finetune.__doc__.split("\n\n")[0])
+        add_options(t, finetune, skip=("task", *_GROUPS))
+        add_options(t, cls, aliases={"labels": ["--classes"]})
+        add_options(t, cls.read, skip=("path",))
+        t.set_defaults(func=_finetune_command)
 
-    e = subparsers.add_parser("evaluate", help="report + confusion matrix of a predictor on labelled data")
-    e.add_argument("--predictor", required=True, help="folder written by finetune or Predictor.save")
-    e.add_argument("--data", required=True, help="labelled table (.csv .tsv .jsonl .parquet)")
-    e.add_argument("--text-column", default="text")
-    e.add_argument("--label-column", default="label")
-    e.add_argument("--text-pair-column")
+    e = subparsers.add_parser("evaluate", help="the task's report of a predictor on labelled data")
+    add_options(e, evaluate, skip=("read_options",))
+    _add_reader_options(e)  # the predictor's task takes the ones its reader knows
     e.set_defaults(func=_evaluate_command)
 
-    r = subparsers.add_parser("predict", help="classify texts; JSON lines out")
-    r.add_argument("--predictor", required=True, help="folder written by finetune or Predictor.save")
-    r.add_argument("texts", nargs="*", help="texts to classify (default: --file, else stdin)")
-    r.add_argument("--file", help=".txt (one text per line) or a table with --text-column")
-    r.add_argument("--text-column", default="text")
-    r.add_argument("--encoding", default="utf-8", help="encoding of --file / stdin (default utf-8)")
+    r = subparsers.add_parser("predict", help="predict new inputs; JSON lines out")
+    add_options(r, predict, skip=("stdin", "stdout"), positional=("texts",))
     r.set_defaults(func=_predict_command)

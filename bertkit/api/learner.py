@@ -1,4 +1,4 @@
-"""ktrain-style `Learner`: trains a classifier through `bertkit.train.fit`, then validates and plots.
+"""ktrain-style `Learner`: trains any task's model through `bertkit.train.fit`, then validates and plots.
 
 Training policies, all over the one loop (`bertkit.train.loop.fit`), AdamW with weight decay 0.01:
 - `fit_onecycle(lr, epochs)`: the 1cycle policy (rise from lr/25 over 30% of the steps, anneal to ~0).
@@ -20,81 +20,62 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from bertkit.api import layers
 from bertkit.data.batching import pad_collate
-from bertkit.model import BertkitModel
+from bertkit.model import BertkitModel, load_model
 from bertkit.plotting import finish_figure, new_figure
-from bertkit.tasks.classification import (
-    ClassificationData,
-    Evaluation,
-    TaskSettings,
-    balanced_class_weights,
-    decode,
-    evaluate,
-    example_losses,
-    make_loss_fn,
-    metrics,
-    predict_logits,
-    probabilities,
-)
-from bertkit.train.checkpoint import check_run, train_fingerprint
+from bertkit.tasks.base import TaskData
+from bertkit.tasks.inference import forward_features
+from bertkit.tasks.report import Evaluation
+from bertkit.train.checkpoint import check_run, fingerprint_task_data, train_fingerprint
 from bertkit.train.loop import TrainConfig, fit
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.plots import History
 from bertkit.train.schedules import ScheduleName
 
 AUTOFIT_MAX_EPOCHS = 30
+DEFAULT_WEIGHT_DECAY = 0.01
 AUTOFIT_PATIENCE = 5
 
 ClassWeights = str | Sequence[float] | dict[str, float] | None
 
 
 class Learner:
-    """A model and its data, with ktrain's training, LR-finder and inspection methods."""
+    """A model and its data, with ktrain's training, LR-finder and inspection methods, for any task.
+
+    `loss_options` go to the task's loss (classification: `class_weights`).
+    """
 
     def __init__(
         self,
         model: BertkitModel,
-        train_data: ClassificationData,
-        val_data: ClassificationData | None = None,
+        train_data: TaskData,
+        val_data: TaskData | None = None,
         batch_size: int | None = None,
         *,
         eval_batch_size: int = 32,
-        class_weights: ClassWeights = None,
+        **loss_options: Any,
     ) -> None:
-        if not isinstance(train_data, ClassificationData) or train_data.targets is None:
-            raise ValueError("train_data must come from Transformer.preprocess_train(texts, labels)")
-        if val_data is not None and not isinstance(val_data, ClassificationData):
-            raise ValueError("val_data must come from Transformer.preprocess_test(texts, labels)")
-        self.settings = train_data.settings
-        if getattr(model, "num_labels", None) != self.settings.num_outputs:
+        if not isinstance(train_data, TaskData) or not train_data.labelled:
+            raise ValueError("train_data must come from a preprocessor's preprocess_train(examples, labels)")
+        if val_data is not None and not isinstance(val_data, TaskData):
+            raise ValueError("val_data must come from a preprocessor's preprocess_test(examples, labels)")
+        self.task = train_data.task
+        if val_data is not None and val_data.task.name != self.task.name:
+            raise ValueError(f"val_data is for the {val_data.task.name!r} task, train_data for {self.task.name!r}")
+        expected = self.task.num_outputs
+        if expected is not None and getattr(model, "num_labels", None) != expected:
             raise ValueError(f"the model has {getattr(model, 'num_labels', None)} outputs but the task needs "
-                             f"{self.settings.num_outputs}; build it with preproc.get_classifier()")  # fmt: skip
+                             f"{expected}; build it with the preprocessor's get_classifier()/get_model()")  # fmt: skip
         self.model = model
         self.train_data, self.val_data = train_data, val_data
         self.batch_size = batch_size or train_data.batch_size
         self.eval_batch_size = eval_batch_size
-        self.class_weights = self._class_weights(class_weights)
-        self.loss_fn = make_loss_fn(self.settings.kind, self.class_weights)
+        self.loss_fn = self.task.loss_fn(train_data, **loss_options)
         self.collate = functools.partial(pad_collate, pad_id=train_data.pad_id)
         self.history: History | None = None
         self.lr_finder: LRFinderResult | None = None
-
-    def _class_weights(self, weights: ClassWeights) -> list[float] | None:
-        if weights is None:
-            return None
-        if self.settings.kind != "multiclass":
-            raise ValueError("class_weights apply to multiclass tasks only")
-        labels = self.settings.labels
-        if weights == "balanced":
-            return balanced_class_weights(self.train_data.targets, len(labels))
-        if isinstance(weights, dict):
-            unknown = set(weights) - set(labels)
-            if unknown:
-                raise ValueError(f"class_weights name unknown classes {sorted(unknown)}; classes are {labels}")
-            return [float(weights.get(name, 1.0)) for name in labels]
-        if isinstance(weights, str) or len(weights) != len(labels):
-            raise ValueError(f"class_weights must be 'balanced', a dict, or {len(labels)} numbers")
-        return [float(w) for w in weights]
+        self.weight_decay = DEFAULT_WEIGHT_DECAY
 
     # ------------------------------------------------------------------------- training
     def train(
@@ -116,12 +97,12 @@ class Learner:
         if options.get("early_stopping") and not labelled:
             raise ValueError("early stopping needs labelled val_data: pass it to get_learner")
         options.setdefault("monitor", "val_loss")
+        options.setdefault("weight_decay", self.weight_decay)
         force_resume = bool(options.pop("force_resume", False))
         config = TrainConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, schedule=schedule,
                              warmup=warmup, **options)  # fmt: skip
         if config.checkpoint_dir:
-            data = self.train_data.fingerprint() if hasattr(self.train_data, "fingerprint") else ""
-            fingerprint = train_fingerprint(config, self.model, data)
+            fingerprint = train_fingerprint(config, self.model, fingerprint_task_data(self.train_data))
             check_run(config.checkpoint_dir, fingerprint, resume=config.resume, allow_changes=force_resume)
         eval_fn = self._eval_fn if labelled else None
         self.history = fit(self.model, self.train_data, self.loss_fn, config, collate=self.collate,
@@ -143,7 +124,7 @@ class Learner:
                           restore_best=self._has_labelled_val(), **options)  # fmt: skip
 
     def _has_labelled_val(self) -> bool:
-        return self.val_data is not None and self.val_data.targets is not None
+        return self.val_data is not None and self.val_data.labelled
 
     def fit(self, lr: float, n_cycles: int, **options: Any) -> History:
         """A constant learning rate `lr` for `n_cycles` epochs."""
@@ -174,12 +155,19 @@ class Learner:
             raise ValueError("run learner.lr_find() first")
         return self.lr_finder.suggestion
 
-    def lr_plot(self, path: str | None = None, show: bool | None = None) -> Any:
-        """Loss against learning rate from the last `lr_find`; saved as PNG at `path`, shown when
-        `show` (default: shown when no path is given)."""
+    def lr_plot(self, n_skip_beginning: int = 10, n_skip_end: int = 5, suggest: bool = False,
+                return_fig: bool = False, *, path: str | None = None, show: bool | None = None) -> Any:  # fmt: skip
+        """ktrain's `lr_plot`: loss against learning rate from the last `lr_find`, without the first
+        `n_skip_beginning` and last `n_skip_end` points; `suggest` marks and prints the suggested
+        rate. Saved as PNG at `path`; shown when `show` (default: when no path is given). Returns
+        the figure with `return_fig`."""
         if self.lr_finder is None:
             raise ValueError("run learner.lr_find() first")
-        return self.lr_finder.plot(path, show=path is None if show is None else show)
+        if suggest:
+            print(f"suggested learning rate (steepest descent of the loss): {self.lr_finder.suggestion}")
+        fig = self.lr_finder.plot(path, show=path is None if show is None else show, skip_start=n_skip_beginning,
+                                  skip_end=n_skip_end, mark=suggest)  # fmt: skip
+        return fig if return_fig else None
 
     def plot(self, path: str | None = None, show: bool | None = None) -> Any:
         """Training loss and validation loss against the step (PNG at `path`, or shown)."""
@@ -197,63 +185,109 @@ class Learner:
         return finish_figure(fig, path, show)
 
     # ------------------------------------------------------------------------- inspection
-    def _logits(self, data: ClassificationData) -> np.ndarray:
-        return predict_logits(self.model, data.features, data.example_ids, data.num_examples,
-                              pad_id=data.pad_id, batch_size=self.eval_batch_size)  # fmt: skip
+    def outputs(self, data: TaskData) -> list[np.ndarray]:
+        """The model's logits of every feature of `data` (see `forward_features`)."""
+        return forward_features(self.model, data.features, pad_id=data.pad_id, batch_size=self.eval_batch_size)
 
     def _eval_fn(self, model: nn.Module) -> dict[str, float]:
-        return metrics(self._logits(self.val_data), self.val_data.target_array(), self.settings)
+        return self.task.metrics(self.outputs(self.val_data), self.val_data)
 
-    def _val(self, val_data: ClassificationData | None) -> ClassificationData:
+    def _val(self, val_data: TaskData | None) -> TaskData:
         data = val_data if val_data is not None else self.val_data
-        if data is None or data.targets is None:
-            raise ValueError("no labelled validation data: pass val_data (from preprocess_test(texts, labels))")
+        if data is None or not data.labelled:
+            raise ValueError("no labelled validation data: pass val_data (from preprocess_test(examples, labels))")
         return data
 
-    def validate(self, val_data: ClassificationData | None = None, class_names: Sequence[str] | None = None,
-                 print_report: bool = True) -> Evaluation:  # fmt: skip
-        """Classification report and confusion matrix on the validation data (printed and returned)."""
+    def report(self, val_data: TaskData | None = None, class_names: Sequence[str] | None = None,
+               print_report: bool = True) -> Evaluation:  # fmt: skip
+        """The task's full report on the validation data (classification: scikit-learn's report,
+        the confusion matrix and the metrics), printed and returned."""
         data = self._val(val_data)
-        result = evaluate(self._logits(data), data.target_array(), self.settings, class_names)
+        result = self.task.evaluate(self.outputs(data), data, class_names)
         if print_report:
             print(result)
         return result
 
-    def view_top_losses(self, n: int = 4, preproc: Any = None,
-                        val_data: ClassificationData | None = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
-        """Print and return the `n` validation examples with the highest loss:
-        (index, loss, true label, predicted label). `preproc` is accepted for ktrain compatibility."""
+    def validate(self, val_data: TaskData | None = None, print_report: bool = True,
+                 class_names: Sequence[str] | None = None) -> Any:  # fmt: skip
+        """ktrain's `validate`: prints the report and returns what ktrain returns — the confusion
+        matrix as a numpy array for classification (`report()` gives the whole evaluation)."""
+        return self.report(val_data, class_names or None, print_report).ktrain_value()
+
+    def evaluate(self, test_data: TaskData | None = None, print_report: bool = True,
+                 class_names: Sequence[str] | None = None) -> Any:  # fmt: skip
+        """ktrain's `evaluate`: `validate` on `test_data` (default: the validation data)."""
+        return self.validate(test_data, print_report, class_names)
+
+    def top_losses(self, n: int = 4, val_data: TaskData | None = None,
+                   preproc: Any = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
+        """The `n` validation examples with the highest loss, highest first: ktrain's
+        (index, loss, true label, predicted label) tuples. `preproc` is accepted for compatibility."""
         data = self._val(val_data)
-        logits, targets = self._logits(data), data.target_array()
-        losses = example_losses(logits, targets, self.settings.kind)
-        predicted = decode(probabilities(logits, self.settings.kind), self.settings)
-        truth = _target_names(targets, self.settings)
-        top = [(int(i), float(losses[i]), truth[i], predicted[i]) for i in np.argsort(-losses)[:n]]
+        if not hasattr(self.task, "example_losses"):
+            raise ValueError(f"the {self.task.name!r} task has no per-example loss to rank")
+        outputs = self.outputs(data)
+        losses = self.task.example_losses(outputs, data)
+        predicted = self.task.decode(outputs, data)
+        truth = self.task.target_names(data)
+        return [(int(i), float(losses[i]), truth[i], predicted[i]) for i in np.argsort(-losses, kind="stable")[:n]]
+
+    def view_top_losses(self, n: int = 4, preproc: Any = None,
+                        val_data: TaskData | None = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
+        """Print (and return) `top_losses(n)` with each example's text."""
+        data = self._val(val_data)
+        top = self.top_losses(n, data)
         for index, loss, true, pred in top:
-            text = data.texts[index] if data.pairs is None else f"{data.texts[index]} [SEP] {data.pairs[index]}"
+            example = data.examples[index]
+            text = f"{example[0]} [SEP] {example[1]}" if isinstance(example, tuple) else example
             print(f"----------\nid:{index} | loss:{loss:.4f} | true:{true} | pred:{pred}\n\n{text}")
         return top
 
+    # ------------------------------------------------------------------------- layers and weights
+    def freeze(self, freeze_range: int | None = None) -> None:
+        """Freeze the whole pre-trained encoder (None) or its first `freeze_range` layers (see
+        `print_layers`); frozen weights get no gradient and stay unchanged."""
+        end = layers.head_start(self.model) if freeze_range is None else int(freeze_range)
+        layers.set_trainable(self.model, 0, end, False)
 
-def _target_names(targets: np.ndarray, settings: TaskSettings) -> list[Any]:
-    """Targets as users wrote them: class names, label-name lists, or numbers."""
-    if settings.kind == "regression":
-        return [float(v) for v in targets]
-    if settings.kind == "multiclass":
-        return [settings.labels[int(i)] for i in targets]
-    return [[n for n, on in zip(settings.labels, row, strict=True) if on] for row in targets]
+    def unfreeze(self, exclude_range: int | None = None) -> None:
+        """Make every layer trainable again, except the first `exclude_range` layers."""
+        layers.set_trainable(self.model, int(exclude_range or 0), None, True)
+        if exclude_range:
+            layers.set_trainable(self.model, 0, int(exclude_range), False)
+
+    def print_layers(self, show_wd: bool = False) -> None:
+        """Print the model's layers with their index, trainable state and size."""
+        print(layers.describe(self.model, self.weight_decay if show_wd else None))
+
+    def set_weight_decay(self, wd: float = DEFAULT_WEIGHT_DECAY) -> None:
+        """The decoupled weight decay of the next training runs (biases and norms never decay)."""
+        if wd < 0:
+            raise ValueError(f"weight decay must be >= 0, got {wd}")
+        self.weight_decay = float(wd)
+
+    def get_weight_decay(self) -> float:
+        return self.weight_decay
+
+    def save_model(self, fpath: str) -> None:
+        """Write the model (Hugging Face layout, atomically) to the folder `fpath`."""
+        self.model.save(fpath)
+
+    def load_model(self, fpath: str, **kwargs: Any) -> None:
+        """Load weights saved by `save_model` into this learner's model (same architecture)."""
+        loaded = load_model(fpath, head=self.model.head_name, num_labels=self.model.num_labels)
+        self.model.load_state_dict(loaded.state_dict())
 
 
 def get_learner(
     model: BertkitModel,
-    train_data: ClassificationData,
-    val_data: ClassificationData | None = None,
+    train_data: TaskData,
+    val_data: TaskData | None = None,
     batch_size: int | None = None,
     *,
     eval_batch_size: int = 32,
-    class_weights: ClassWeights = None,
+    **loss_options: Any,
 ) -> Learner:
-    """ktrain's `get_learner`: `batch_size` defaults to the one given to `text.Transformer`;
-    `class_weights` ("balanced", a list, or a dict by class name) re-weights the cross-entropy."""
-    return Learner(model, train_data, val_data, batch_size, eval_batch_size=eval_batch_size,
-                   class_weights=class_weights)  # fmt: skip
+    """ktrain's `get_learner`: `batch_size` defaults to the preprocessor's; classification takes
+    `class_weights` ("balanced", a list, or a dict by class name) to re-weight the cross-entropy."""
+    return Learner(model, train_data, val_data, batch_size, eval_batch_size=eval_batch_size, **loss_options)

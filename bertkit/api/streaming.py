@@ -13,7 +13,7 @@ from typing import IO, Any, TextIO
 
 from tqdm.auto import tqdm
 
-from bertkit.api.predictor import Predictor, predict_texts
+from bertkit.api.predictor import Predictor
 
 # besides "\n" and "\r" (which json.dumps escapes): what str.splitlines also splits on
 _LINE_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
@@ -25,7 +25,7 @@ class Item:
     """One input: its line (or row) number, and its text or why it has none."""
 
     number: int
-    text: str | None
+    text: Any  # a line's text, or (parsed) the task's example
     error: str | None = None
 
 
@@ -86,10 +86,11 @@ def _text_lines(stream: IO[Any]) -> Iterator[str]:
 
 def stream_predictions(predictor: Predictor, items: Iterable[Item], out: TextIO, *,
                        chunk_lines: int = CHUNK_LINES, progress: bool | None = None,
-                       number_key: str = "line") -> int:  # fmt: skip
+                       number_key: str = "line", parse: bool = True) -> int:  # fmt: skip
     """Predict `items` chunk by chunk and write one JSON line per item to `out`; return the count.
 
-    A record is the prediction (`predict_texts`) plus `number_key`; an error item gives
+    A record is the task's record of the prediction (`Predictor.records`) after `number_key`; an
+    error item, or a line the task cannot read (`parse`: through `Task.example_from_line`), gives
     `{number_key: n, "error": why}`. `progress=None` shows a bar on stderr when `out` is not a
     terminal (a file or a pipe), where it does not mix with the results.
     """
@@ -98,9 +99,10 @@ def stream_predictions(predictor: Predictor, items: Iterable[Item], out: TextIO,
     written = 0
     with tqdm(desc="predict", unit="line", file=sys.stderr, disable=not progress) as bar:
         iterator = iter(items)
-        while chunk := list(itertools.islice(iterator, chunk_lines)):
-            texts = [item.text for item in chunk if item.error is None]
-            predictions = iter(predict_texts(predictor, texts) if texts else [])
+        while chunk := [_parsed(predictor, item) if parse else item
+                        for item in itertools.islice(iterator, chunk_lines)]:  # fmt: skip
+            examples = [item.text for item in chunk if item.error is None]
+            predictions = iter(predictor.records(examples) if examples else [])
             for item in chunk:
                 if item.error is None:
                     record = {number_key: item.number, **next(predictions)}
@@ -111,6 +113,16 @@ def stream_predictions(predictor: Predictor, items: Iterable[Item], out: TextIO,
             written += len(chunk)
             bar.update(len(chunk))
     return written
+
+
+def _parsed(predictor: Predictor, item: Item) -> Item:
+    """The item with its line turned into the task's example (a text, a pair, a JSON record)."""
+    if item.error is not None:
+        return item
+    try:
+        return Item(item.number, predictor.task.example_from_line(item.text))
+    except ValueError as error:
+        return Item(item.number, None, f"line {item.number}: {' '.join(str(error).split())}")
 
 
 def json_line(record: dict[str, Any]) -> str:

@@ -104,8 +104,9 @@ class Task(Protocol):
         `ValueError` naming the record's index and what is wrong."""
         ...
 
-    def loss_fn(self) -> LossFn:
-        """`loss_fn(model, batch) -> (loss, metrics)` for `bertkit.train.fit`."""
+    def loss_fn(self, train_data: TaskData | None = None, **options: Any) -> LossFn:
+        """`loss_fn(model, batch) -> (loss, metrics)` for `bertkit.train.fit`. `options` are the
+        task's own training options (classification: `class_weights`); unknown ones are an error."""
         ...
 
     def decode(self, outputs: list[np.ndarray], data: TaskData) -> list[Any]:
@@ -123,6 +124,24 @@ class Task(Protocol):
 
     def records(self, predictions: list[Any], data: TaskData) -> list[dict[str, Any]]:
         """One JSON-able record per example (what `bertkit predict` writes as a line)."""
+        ...
+
+    def predict(self, predictor: Any, *inputs: Any, **options: Any) -> Any:
+        """`Predictor.predict` of this task: user inputs in the task's natural form (a text, a list
+        of texts, a (question, context) pair, ...) → predictions in ktrain's shapes. Runs the
+        model through `predictor.outputs(examples)`, which featurises and calls `forward_features`."""
+        ...
+
+    def example_from_line(self, line: str) -> Any:
+        """One example from one line of `bertkit predict`'s input (a text; JSON for structured
+        inputs); a bad line raises `ValueError` saying what the line should look like."""
+        ...
+
+    @classmethod
+    def read(cls, path: str, **options: Any) -> tuple[list[Any], list[Any] | None]:
+        """(examples, targets) from a file in the task's standard formats; targets None when the
+        file has none. Keyword options are typed and documented (an "Args:" docstring section):
+        the CLI generates its flags from them. Errors name the file and line or record."""
         ...
 
     def to_json(self) -> dict[str, Any]:

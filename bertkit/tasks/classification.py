@@ -1,4 +1,4 @@
-"""Sequence classification of single texts or text pairs: featurise, loss, pooled inference, metrics.
+"""Sequence classification of single texts or text pairs: the `ClassificationTask`.
 
 Kinds: "multiclass" (softmax, cross-entropy with optional class weights), "multilabel" (sigmoid,
 binary cross-entropy, one threshold per label) and "regression" (one output, mean squared error,
@@ -10,6 +10,8 @@ STS-B style). Texts longer than `maxlen` tokens follow the long-text policy:
 - "sliding_window": cut the text (or a pair's second text) into windows of `maxlen` tokens that
   overlap by `stride` tokens. Every window is a training item carrying its example's label; at
   evaluation and prediction the windows' logits are averaged into one prediction per example.
+
+An example is a text, or a (text, second text) pair.
 """
 
 from __future__ import annotations
@@ -17,54 +19,79 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from bertkit.data.batching import pad_collate
+from bertkit.data.readers import read_table, to_list
+from bertkit.tasks import classification_metrics as cm
+from bertkit.tasks.base import MODEL_INPUTS, LossFn, TaskData
+from bertkit.tasks.inference import mean_by_example
 from bertkit.tasks.report import Evaluation
 from bertkit.tokenizer import Tokenizer
 
-TaskKind = Literal["multiclass", "multilabel", "regression"]
+TaskKind = cm.TaskKind
 LongTextPolicy = Literal["truncate", "head_tail", "sliding_window"]
 KINDS = ("multiclass", "multilabel", "regression")
 POLICIES = ("truncate", "head_tail", "sliding_window")
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MULTILABEL_SEPARATOR = "|"  # a multilabel row's labels in one table cell: "sports|politics"
 
 
 @dataclass
-class TaskSettings:
-    """What a classifier needs besides its weights and tokenizer; stored in a predictor's bertkit.json."""
+class ClassificationTask:
+    """Classify texts or text pairs; stored in a predictor's bertkit.json.
 
-    kind: TaskKind = "multiclass"
+    Args:
+        kind: multiclass, multilabel or regression (default: inferred from the training labels:
+            label lists mean multilabel, numbers without classes regression)
+        labels: class names in output order (default: the sorted training labels)
+        maxlen: tokens per text or window
+        long_text: what happens to texts longer than maxlen
+        stride: overlap of sliding windows in tokens (default: maxlen // 4)
+        thresholds: multilabel only: one probability threshold per label (default 0.5)
+        pairs: whether examples are (text, second text) pairs (set from the training data)
+    """
+
+    name: ClassVar[str] = "classification"
+    head: ClassVar[str] = "classification"
+
+    kind: TaskKind | None = None
     labels: list[str] = field(default_factory=list)
     maxlen: int = 128
     long_text: LongTextPolicy = "truncate"
-    stride: int | None = None  # window overlap in tokens; None: maxlen // 4
-    thresholds: list[float] | None = None  # multilabel only; None: 0.5 for every label
+    stride: int | None = None
+    thresholds: list[float] | None = None
+    pairs: bool = field(default=False, metadata={"derived": True})  # set by prepare()
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown task kind {self.kind!r}; choose one of {KINDS}")
+        self.labels = [str(c) for c in to_list(self.labels)]
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"unknown classification kind {self.kind!r}; choose one of {KINDS}")
         if self.long_text not in POLICIES:
             raise ValueError(f"unknown long-text policy {self.long_text!r}; choose one of {POLICIES}")
         if self.maxlen < 8:
             raise ValueError(f"maxlen must be at least 8 tokens, got {self.maxlen}")
-        if self.kind == "regression" and self.labels:
-            raise ValueError("regression predicts one number: leave `classes` empty")
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"class names must be distinct, got {self.labels}")
         if self.stride is not None and not 0 <= self.stride < self.maxlen:
             raise ValueError(f"stride must be between 0 and maxlen - 1 ({self.maxlen - 1}), got {self.stride}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"class names must be unique, got {self.labels}")
+        if self.kind == "regression" and self.labels:
+            raise ValueError("regression predicts one number: leave `classes` empty")
         if self.thresholds is not None and len(self.thresholds) != len(self.labels):
             raise ValueError(f"got {len(self.thresholds)} thresholds for {len(self.labels)} labels")
 
+    # ----------------------------------------------------------------- settings
     @property
     def num_outputs(self) -> int:
-        return 1 if self.kind == "regression" else len(self.labels)
+        return 1 if self.resolved_kind() == "regression" else len(self.labels)
+
+    def resolved_kind(self) -> TaskKind:
+        """The kind, with classes but no kind meaning multiclass; unknown yet is an error."""
+        if self.kind is not None:
+            return self.kind
+        if self.labels:
+            return "multiclass"
+        raise ValueError("the task is not known yet: call preprocess_train first or pass classes=...")
 
     @property
     def window_stride(self) -> int:
@@ -74,57 +101,204 @@ class TaskSettings:
         return np.asarray(self.thresholds or [0.5] * len(self.labels), dtype=np.float32)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"kind": self.resolved_kind()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TaskSettings:
+    def from_json(cls, data: dict[str, Any]) -> ClassificationTask:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
+    def prepare(self, examples: Sequence[Any], targets: Sequence[Any]) -> None:
+        """Infer the kind and the class names from training labels where not given."""
+        self.pairs = bool(examples) and isinstance(examples[0], tuple)
+        if self.kind is None:
+            self.kind = _infer_kind(list(targets), bool(self.labels))
+        if self.kind == "multilabel" and not self.labels:
+            raise ValueError("multilabel data needs classes=[...] (the label names, in column order)")
+        if self.kind == "multiclass" and not self.labels:
+            self.labels = _classes_from(list(targets))
+        if self.kind == "multiclass":
+            _check_two_classes(self.labels, targets)
+        self.__post_init__()
 
-@dataclass
-class ClassificationData:
-    """Tokenised examples: one feature per example, or several under "sliding_window".
+    # ----------------------------------------------------------------- data
+    def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
+                  *, batch_size: int = 32) -> TaskData:  # fmt: skip
+        texts, pairs = split_examples(examples)
+        check_texts(texts, pairs)
+        encoded = None
+        if targets is not None:
+            if len(targets) != len(texts):
+                raise ValueError(f"got {len(texts)} texts but {len(targets)} labels; pass one label per text")
+            encoded = encode_labels(targets, self)
+        features, example_ids = featurize(tokenizer, texts, pairs, self)
+        if encoded is not None:
+            for feature, example in zip(features, example_ids, strict=True):
+                feature["label"] = encoded[example]
+        examples = list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts)
+        return TaskData(self, features, example_ids, examples, encoded, tokenizer.pad_id or 0, batch_size)
 
-    Indexing gives feature dicts (what the training loop batches); `lengths` drives the bucketed
-    sampler; `texts`/`pairs`/`targets` keep the examples for evaluation and `view_top_losses`.
-    """
+    def example_from_line(self, line: str) -> Any:
+        """A text; for a pair task, the two texts separated by a tab."""
+        if not self.pairs:
+            return line
+        first, tab, second = line.partition("\t")
+        if not tab:
+            raise ValueError("this predictor classifies text pairs: give both texts separated by a tab")
+        return (first, second)
 
-    features: list[dict[str, Any]]
-    example_ids: list[int]  # feature index -> example index
-    texts: list[str]
-    pairs: list[str] | None
-    targets: list[Any] | None  # class index, float, or 0/1 vector per example
-    settings: TaskSettings
-    pad_id: int
-    batch_size: int = 32
+    @classmethod
+    def read(cls, path: str, *, text_column: str = "text", label_column: str | None = "label",
+             text_pair_column: str | None = None, encoding: str = "utf-8") -> tuple[list[Any], list[Any] | None]:  # fmt: skip
+        """Texts (or pairs) and labels of a CSV/TSV/JSONL/Parquet table.
 
-    def __len__(self) -> int:
-        return len(self.features)
+        Args:
+            text_column: column of the texts
+            label_column: column of the labels (multilabel: names joined by "|")
+            text_pair_column: column of the second texts of sentence-pair tasks
+            encoding: text encoding of the file (e.g. latin-1)
+        """
+        frame = read_table(path, text_column, label_column, text_pair_column, encoding)
+        present = label_column if label_column in frame.columns else None
+        texts = to_list(frame[text_column])
+        if text_pair_column:
+            texts = list(zip(texts, to_list(frame[text_pair_column]), strict=True))
+        return texts, to_list(frame[present]) if present else None
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.features[index]
+    # ----------------------------------------------------------------- training and outputs
+    def loss_fn(self, train_data: TaskData | None = None, *, class_weights: Any = None) -> LossFn:
+        """Cross-entropy (optionally class-weighted: "balanced", a list, or a dict by class name),
+        binary cross-entropy, or mean squared error."""
+        return cm.make_loss_fn(self.resolved_kind(), self.class_weights(class_weights, train_data))
 
-    @property
-    def lengths(self) -> list[int]:
-        return [len(f["input_ids"]) for f in self.features]
+    def class_weights(self, weights: Any, train_data: TaskData | None = None) -> list[float] | None:
+        """Per-class loss weights from "balanced" (inverse frequency), a list, or a dict by name."""
+        if weights is None:
+            return None
+        if self.resolved_kind() != "multiclass":
+            raise ValueError("class_weights apply to multiclass tasks only")
+        if isinstance(weights, str) and weights == "balanced":
+            if train_data is None or train_data.targets is None:
+                raise ValueError("class_weights='balanced' needs labelled training data")
+            return cm.balanced_class_weights(train_data.targets, len(self.labels))
+        if isinstance(weights, dict):
+            unknown = set(weights) - set(self.labels)
+            if unknown:
+                raise ValueError(f"class_weights name unknown classes {sorted(unknown)}; classes are {self.labels}")
+            return [float(weights.get(name, 1.0)) for name in self.labels]
+        if isinstance(weights, str) or len(weights) != len(self.labels):
+            raise ValueError(f"class_weights must be 'balanced', a dict, or {len(self.labels)} numbers")
+        return [float(w) for w in weights]
 
-    @property
-    def num_examples(self) -> int:
-        return len(self.texts)
+    def logits(self, outputs: list[np.ndarray], data: TaskData) -> np.ndarray:
+        """(examples, outputs): each example's windows averaged."""
+        return mean_by_example(outputs, data.example_ids, data.num_examples)
 
-    def fingerprint(self) -> str:
-        """A hash of the token ids and targets: what a resumed run must be trained on again."""
-        from bertkit.train.checkpoint import fingerprint_data
+    def probabilities(self, outputs: list[np.ndarray], data: TaskData) -> np.ndarray:
+        return cm.probabilities(self.logits(outputs, data), self.resolved_kind())
 
-        return fingerprint_data([f["input_ids"] for f in self.features], self.example_ids, self.targets)
+    def decode(self, outputs: list[np.ndarray], data: TaskData) -> list[Any]:
+        return cm.decode(self.probabilities(outputs, data), self)
 
-    def target_array(self) -> np.ndarray:
-        if self.targets is None:
-            raise ValueError("this data set has no labels; pass labels to preprocess_test to evaluate")
-        return np.asarray(self.targets)
+    def metrics(self, outputs: list[np.ndarray], data: TaskData) -> dict[str, float]:
+        return cm.metrics(self.logits(outputs, data), _targets(data), self)
+
+    def evaluate(self, outputs: list[np.ndarray], data: TaskData,
+                 class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+        return cm.evaluate(self.logits(outputs, data), _targets(data), self, class_names)
+
+    def example_losses(self, outputs: list[np.ndarray], data: TaskData) -> np.ndarray:
+        """One loss per example (for top losses)."""
+        return cm.example_losses(self.logits(outputs, data), _targets(data), self.resolved_kind())
+
+    def target_names(self, data: TaskData) -> list[Any]:
+        """Targets as users wrote them: class names, label-name lists, or numbers."""
+        targets = _targets(data)
+        if self.resolved_kind() == "regression":
+            return [float(v) for v in targets]
+        if self.resolved_kind() == "multiclass":
+            return [self.labels[int(i)] for i in targets]
+        return [[n for n, on in zip(self.labels, row, strict=True) if on] for row in targets]
+
+    def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
+        """{"text", "label", "probabilities": {class: p}} per example (regression: "value")."""
+        probs = self.probabilities(outputs, data)
+        labels = cm.decode(probs, self)
+        if self.resolved_kind() == "regression":
+            return [{"text": t, "value": v} for t, v in zip(data.examples, labels, strict=True)]
+        return [{"text": t, "label": label, "probabilities": dict(zip(self.labels, map(float, row), strict=True))}
+                for t, label, row in zip(data.examples, labels, probs, strict=True)]  # fmt: skip
+
+    def predict(self, predictor: Any, texts: Any, return_proba: bool = False) -> Any:
+        """Label of one text (a str or a (text, second text) tuple), or a list of labels for a list.
+
+        Multiclass gives class names, multilabel lists of class names (probability >= the label's
+        threshold), regression floats. `return_proba=True` gives the probabilities instead.
+        """
+        single = _is_single(texts)
+        outputs, data = predictor.outputs([texts] if single else _examples(texts))
+        probs = self.probabilities(outputs, data)
+        result = probs if return_proba else cm.decode(probs, self)
+        return result[0] if single else result
 
 
-# ------------------------------------------------------------------------------ inputs
+def _targets(data: TaskData) -> np.ndarray:
+    if data.targets is None:
+        raise ValueError("this data set has no labels; pass labels to preprocess_test to evaluate")
+    return np.asarray(data.targets)
+
+
+def _is_single(texts: Any) -> bool:
+    return isinstance(texts, str) or (isinstance(texts, tuple) and len(texts) == 2
+                                      and all(isinstance(t, str) for t in texts))  # fmt: skip
+
+
+def _examples(texts: Any) -> list[Any]:
+    items = to_list(texts)
+    return [tuple(x) if isinstance(x, list) else x for x in items]
+
+
+def _check_two_classes(labels: list[str], targets: Sequence[Any]) -> None:
+    """A classifier needs two classes, and training examples of at least two of them: one class
+    makes a model that always answers it, with loss 0."""
+    if len(labels) < 2:
+        raise ValueError(f"a classifier needs at least two classes, got {len(labels)} "
+                         f"({', '.join(labels) or 'none'}): check the label column")  # fmt: skip
+    seen = {str(t) for t in targets}
+    if len(seen) == 1:
+        raise ValueError(f"every training label is {next(iter(seen))!r}: a classifier needs "
+                         "examples of at least two classes")  # fmt: skip
+
+
+def _infer_kind(labels: list[Any], has_classes: bool) -> TaskKind:
+    if not labels:
+        raise ValueError("no labels given: pass one label per text")
+    first = labels[0]
+    if isinstance(first, (list, tuple, np.ndarray)):
+        return "multilabel"
+    if not has_classes and all(isinstance(v, float) for v in labels):
+        return "regression"
+    return "multiclass"
+
+
+def _classes_from(labels: list[Any]) -> list[str]:
+    """Class names when none were given: sorted label strings, or "0".."k" for integer labels."""
+    if all(isinstance(v, str) for v in labels):
+        return sorted(set(labels))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return [str(i) for i in range(max(labels) + 1)]
+    raise ValueError("labels mix names and numbers; pass classes=[...] to say which is which")
+
+
+def split_examples(examples: Sequence[Any]) -> tuple[list[Any], list[Any] | None]:
+    """Texts and second texts (None for single texts) of examples given as texts or pairs."""
+    if isinstance(examples, str):
+        raise ValueError("expected a list of texts, got a single string; wrap it in a list")
+    items = to_list(examples)
+    if items and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in items):
+        return [x[0] for x in items], [x[1] for x in items]
+    if any(isinstance(x, tuple) for x in items):
+        raise ValueError("mix of single texts and (text, second text) pairs; pass one kind")
+    return items, None
 
 
 def check_texts(texts: Sequence[Any], pairs: Sequence[Any] | None, what: str = "texts") -> None:
@@ -141,25 +315,9 @@ def check_texts(texts: Sequence[Any], pairs: Sequence[Any] | None, what: str = "
                 raise ValueError(f"{name} {i} is empty; remove it or give it some text")
 
 
-def check_trainable(data: ClassificationData) -> ClassificationData:
-    """Refuse training data a classifier cannot learn from: fewer than two classes, or labels that
-    are all one class (a model that always answers it, with loss 0)."""
-    settings = data.settings
-    if settings.kind != "multiclass" or data.targets is None:
-        return data
-    if len(settings.labels) < 2:
-        raise ValueError(f"a classifier needs at least two classes, got {len(settings.labels)} "
-                         f"({', '.join(settings.labels) or 'none'}): check the label column")  # fmt: skip
-    seen = set(data.targets)
-    if len(seen) < 2:
-        raise ValueError(f"every training label is {settings.labels[next(iter(seen))]!r}: a classifier "
-                         "needs examples of at least two classes")  # fmt: skip
-    return data
-
-
-def encode_labels(labels: Sequence[Any], settings: TaskSettings) -> list[Any]:
+def encode_labels(labels: Sequence[Any], task: ClassificationTask) -> list[Any]:
     """Turn user labels (class names or indices; label lists or 0/1 rows; numbers) into targets."""
-    names = settings.labels
+    names = task.labels
     index = {name: i for i, name in enumerate(names)}
 
     def class_index(value: Any, row: int) -> int:
@@ -174,9 +332,9 @@ def encode_labels(labels: Sequence[Any], settings: TaskSettings) -> list[Any]:
             raise ValueError(f"label {row} is {value}, outside the class indices 0..{len(names) - 1}")
         return int(value)
 
-    if settings.kind == "multiclass":
+    if task.resolved_kind() == "multiclass":
         return [class_index(v, i) for i, v in enumerate(labels)]
-    if settings.kind == "regression":
+    if task.resolved_kind() == "regression":
         out = []
         for i, v in enumerate(labels):
             if isinstance(v, str) or not math.isfinite(float(v)):
@@ -188,7 +346,10 @@ def encode_labels(labels: Sequence[Any], settings: TaskSettings) -> list[Any]:
 
 def _multilabel_row(value: Any, row: int, names: list[str], class_index: Any) -> list[float]:
     """A list of class names/indices, or a 0/1 row as long as the class list, → a 0/1 float row."""
-    items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    if isinstance(value, str):  # names joined in one table cell; "" is no label at all
+        items: list[Any] = value.split(MULTILABEL_SEPARATOR) if value else []
+    else:
+        items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
     if len(items) == len(names) and all(not isinstance(x, str) and x in (0, 1) for x in items):
         return [float(x) for x in items]
     target = [0.0] * len(names)
@@ -198,17 +359,17 @@ def _multilabel_row(value: Any, row: int, names: list[str], class_index: Any) ->
 
 
 def featurize(
-    tokenizer: Tokenizer, texts: list[str], pairs: list[str] | None, settings: TaskSettings
+    tokenizer: Tokenizer, texts: list[str], pairs: list[str] | None, task: ClassificationTask
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """Token ids of every example under the long-text policy; returns (features, example_ids)."""
-    maxlen = settings.maxlen
-    if settings.long_text == "head_tail":
+    maxlen = task.maxlen
+    if task.long_text == "head_tail":
         if pairs is not None:
             raise ValueError("long_text='head_tail' handles single texts; use 'truncate' or 'sliding_window' for pairs")
         return _head_tail(tokenizer, texts, maxlen), list(range(len(texts)))
-    windows = settings.long_text == "sliding_window"
+    windows = task.long_text == "sliding_window"
     enc = tokenizer(texts, pairs, max_length=maxlen, truncation=True, return_overflowing=windows,
-                    stride=settings.window_stride if windows else 0)  # fmt: skip
+                    stride=task.window_stride if windows else 0)  # fmt: skip
     keys = [k for k in MODEL_INPUTS if k in enc]
     features = [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
     example_ids = enc["overflow_to_sample"] if windows else list(range(len(texts)))
@@ -227,149 +388,3 @@ def _head_tail(tokenizer: Tokenizer, texts: list[str], maxlen: int) -> list[dict
     return features
 
 
-# ------------------------------------------------------------------------------ loss
-
-
-def task_loss(
-    logits: torch.Tensor, targets: torch.Tensor, kind: TaskKind,
-    class_weights: torch.Tensor | None = None, reduction: str = "mean",
-) -> torch.Tensor:  # fmt: skip
-    """Cross-entropy (weighted), BCE-with-logits, or MSE, in float32 whatever the autocast dtype."""
-    logits = logits.float()
-    if kind == "multiclass":
-        weight = class_weights.to(logits.device) if class_weights is not None else None
-        return F.cross_entropy(logits, targets.long(), weight=weight, reduction=reduction)
-    if kind == "multilabel":
-        loss = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none").mean(-1)
-    else:
-        loss = F.mse_loss(logits.squeeze(-1), targets.float(), reduction="none")
-    return loss.mean() if reduction == "mean" else loss
-
-
-def make_loss_fn(kind: TaskKind, class_weights: Sequence[float] | None = None) -> Any:
-    """`loss_fn(model, batch) -> (loss, metrics)` for `bertkit.train.fit`."""
-    weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
-
-    def loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
-        return task_loss(logits, batch["label"], kind, weights), {}
-
-    return loss_fn
-
-
-def balanced_class_weights(targets: Sequence[int], num_classes: int) -> list[float]:
-    """n_examples / (n_classes * count) per class, as scikit-learn's "balanced" (absent classes: 1)."""
-    counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes)
-    return [len(targets) / (num_classes * c) if c else 1.0 for c in counts.tolist()]
-
-
-# ------------------------------------------------------------------------------ inference
-
-
-@torch.inference_mode()
-def predict_logits(
-    model: nn.Module, features: Sequence[dict[str, Any]], example_ids: Sequence[int],
-    num_examples: int, *, pad_id: int, batch_size: int = 32,
-) -> np.ndarray:  # fmt: skip
-    """Logits per example (num_examples, outputs): batches sorted by length, windows mean-pooled."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-    rows: list[torch.Tensor] = [torch.empty(0)] * len(features)
-    try:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = pad_collate([{k: features[i][k] for k in MODEL_INPUTS if k in features[i]} for i in chunk], pad_id)
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
-            for i, row in zip(chunk, logits, strict=True):
-                rows[i] = row
-    finally:
-        model.train(was_training)
-    stacked = torch.stack(rows)  # (features, outputs)
-    index = torch.as_tensor(list(example_ids), dtype=torch.long)
-    sums = torch.zeros(num_examples, stacked.shape[1]).index_add_(0, index, stacked)
-    counts = torch.bincount(index, minlength=num_examples).clamp(min=1).unsqueeze(1)
-    return (sums / counts).numpy()
-
-
-def probabilities(logits: np.ndarray, kind: TaskKind) -> np.ndarray:
-    """Softmax (multiclass), sigmoid (multilabel) or the raw value (regression, shape (n,))."""
-    t = torch.from_numpy(np.asarray(logits, dtype=np.float32))
-    if kind == "multiclass":
-        return t.softmax(-1).numpy()
-    if kind == "multilabel":
-        return t.sigmoid().numpy()
-    return t.squeeze(-1).numpy()
-
-
-def decode(probs: np.ndarray, settings: TaskSettings) -> list[Any]:
-    """Label names (multiclass), label-name lists (multilabel) or floats (regression)."""
-    if settings.kind == "multiclass":
-        return [settings.labels[i] for i in probs.argmax(-1).tolist()]
-    if settings.kind == "multilabel":
-        chosen = probs >= settings.label_thresholds()
-        return [[n for n, on in zip(settings.labels, row, strict=True) if on] for row in chosen]
-    return [float(v) for v in probs.tolist()]
-
-
-# ------------------------------------------------------------------------------ metrics
-
-
-def example_losses(logits: np.ndarray, targets: np.ndarray, kind: TaskKind) -> np.ndarray:
-    """One (unweighted) loss per example, for the validation loss and `view_top_losses`."""
-    return task_loss(torch.from_numpy(np.asarray(logits, dtype=np.float32)),
-                     torch.as_tensor(targets), kind, reduction="none").numpy()  # fmt: skip
-
-
-def metrics(logits: np.ndarray, targets: np.ndarray, settings: TaskSettings) -> dict[str, float]:
-    """val_loss plus accuracy and macro F1 (multiclass), micro F1 and exact-match accuracy
-    (multilabel), or MSE and Pearson/Spearman correlations (regression)."""
-    from scipy.stats import pearsonr, spearmanr
-    from sklearn.metrics import f1_score
-
-    out = {"val_loss": float(example_losses(logits, targets, settings.kind).mean())}
-    if settings.kind == "regression":
-        preds = probabilities(logits, "regression")
-        out["val_mse"] = float(np.mean((preds - targets) ** 2))
-        if len(preds) > 1 and np.std(preds) > 0 and np.std(targets) > 0:
-            out["val_pearson"] = float(pearsonr(preds, targets)[0])
-            out["val_spearman"] = float(spearmanr(preds, targets)[0])
-        return out
-    probs = probabilities(logits, settings.kind)
-    if settings.kind == "multiclass":
-        preds = probs.argmax(-1)
-        out["val_accuracy"] = float((preds == targets).mean())
-        out["val_f1"] = float(f1_score(targets, preds, average="macro", zero_division=0))
-    else:
-        preds = (probs >= settings.label_thresholds()).astype(np.int64)
-        out["val_accuracy"] = float((preds == targets).all(-1).mean())
-        out["val_f1"] = float(f1_score(targets, preds, average="micro", zero_division=0))
-    return out
-
-
-def evaluate(logits: np.ndarray, targets: np.ndarray, settings: TaskSettings,
-             class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
-    """Metrics, scikit-learn classification report and confusion matrix of pooled logits."""
-    from sklearn.metrics import classification_report, confusion_matrix, multilabel_confusion_matrix
-
-    scores = metrics(logits, targets, settings)
-    names = list(class_names) if class_names is not None else list(settings.labels)
-    if settings.kind == "regression":
-        text = "\n".join(f"{k}: {v:.4f}" for k, v in scores.items())
-        return Evaluation(text, dict(scores), None, [], scores)
-    if len(names) != len(settings.labels):
-        raise ValueError(f"got {len(names)} class_names for {len(settings.labels)} classes")
-    probs = probabilities(logits, settings.kind)
-    if settings.kind == "multiclass":
-        preds = probs.argmax(-1)
-        cm = confusion_matrix(targets, preds, labels=list(range(len(names))))
-    else:
-        preds = (probs >= settings.label_thresholds()).astype(np.int64)
-        cm = multilabel_confusion_matrix(targets, preds)
-    kwargs = dict(labels=list(range(len(names))), target_names=names, zero_division=0, digits=4)
-    if settings.kind == "multilabel":
-        kwargs.pop("labels")
-    text = classification_report(targets, preds, **kwargs)
-    report = classification_report(targets, preds, output_dict=True, **kwargs)
-    return Evaluation(text, report, cm, names, scores)

@@ -44,7 +44,7 @@ def forward_features(
 
 def mean_by_example(outputs: Sequence[np.ndarray], example_ids: Sequence[int], num_examples: int) -> np.ndarray:
     """(num_examples, k): the mean of each example's feature outputs (windows of one long text)."""
-    stacked = torch.from_numpy(np.stack(outputs)) if outputs else torch.zeros(0, 1)
+    stacked = torch.from_numpy(np.stack(outputs).astype(np.float32)) if outputs else torch.zeros(0, 1)
     index = torch.as_tensor(list(example_ids), dtype=torch.long)
     sums = torch.zeros(num_examples, stacked.shape[1]).index_add_(0, index, stacked)
     counts = torch.bincount(index, minlength=num_examples).clamp(min=1).unsqueeze(1)

@@ -12,13 +12,14 @@ from bertkit.plotting import finish_figure, new_figure
 
 @dataclass
 class Evaluation:
-    """A validation run: scikit-learn's report (text and dict), the confusion matrix, the metrics."""
+    """A validation run: the report (text and dict), the confusion matrix where there is one, the metrics."""
 
     report: str
     report_dict: dict[str, Any]
     confusion_matrix: np.ndarray | None  # (true, predicted); multilabel: (labels, 2, 2)
     labels: list[str]
     metrics: dict[str, float]
+    value: Any = None  # what ktrain's validate returns for the task, where it is not the matrix
 
     def __str__(self) -> str:
         if self.confusion_matrix is None:
@@ -39,6 +40,17 @@ class Evaluation:
         cm = None if self.confusion_matrix is None else self.confusion_matrix.tolist()
         return {"metrics": self.metrics, "report": self.report_dict, "confusion_matrix": cm,
                 "labels": self.labels}  # fmt: skip
+
+    def ktrain_value(self) -> Any:
+        """What ktrain's `learner.validate` returns: the task's own value (NER: the F1 score), else
+        the confusion matrix where there is one, else the metrics."""
+        if self.value is not None:
+            return self.value
+        return self.confusion_matrix if self.confusion_matrix is not None else self.metrics
+
+    def has_confusion_plot(self) -> bool:
+        """Whether there is a single-label confusion matrix to draw."""
+        return self.confusion_matrix is not None and self.confusion_matrix.ndim == 2
 
     def plot_confusion(self, path: str | None = None, show: bool = False) -> Any:
         """Heat map of the (single-label) confusion matrix; a PNG at `path`, a window with `show`."""

@@ -203,6 +203,13 @@ _CHECKS = {"safetensors": _check_safetensors, "pt": _check_zip,
            "json": lambda file: json.loads(file.read_text(encoding="utf-8"))["step"]}  # fmt: skip
 
 
+def fingerprint_task_data(data: Any) -> str:
+    """A hash of featurised training data: every feature's token ids, and the targets."""
+    features = getattr(data, "features", None) or []
+    return fingerprint_data([f.get("input_ids") for f in features], getattr(data, "example_ids", None),
+                            getattr(data, "targets", None))  # fmt: skip
+
+
 def fingerprint_data(*parts: Any) -> str:
     """A short hash of the training data (token ids and labels, or a corpus manifest)."""
     digest = hashlib.sha256()

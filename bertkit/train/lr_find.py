@@ -31,14 +31,18 @@ class LRFinderResult:
     raw_losses: list[float]
     suggestion: float | None
 
-    def plot(self, path: str | Path | None = None, show: bool = False) -> Any:
-        """Loss against LR (log x axis), the suggestion marked. Saves a PNG when `path` is given."""
+    def plot(self, path: str | Path | None = None, show: bool = False, *, skip_start: int = 0,
+             skip_end: int = 0, mark: bool = True) -> Any:  # fmt: skip
+        """Loss against LR (log x axis) without the first `skip_start` and last `skip_end` points,
+        the suggestion marked when `mark`. Saves a PNG when `path` is given."""
         fig, ax = new_figure(show)
-        ax.plot(self.lrs, self.losses)
+        end = len(self.lrs) - skip_end if skip_start + skip_end < len(self.lrs) else len(self.lrs)
+        start = skip_start if skip_start < end else 0
+        ax.plot(self.lrs[start:end], self.losses[start:end])
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel("smoothed loss")
-        if self.suggestion is not None:
+        if mark and self.suggestion is not None:
             ax.axvline(self.suggestion, color="red", linestyle="--", label=f"{self.suggestion:.1e}")
             ax.legend()
         return finish_figure(fig, path, show)
