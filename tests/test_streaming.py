@@ -14,7 +14,7 @@ import torch
 from finetune_helpers import EMOTIONS, make_tiny_model
 
 from bertkit.api.commands import predict
-from bertkit.api.predictor import get_predictor, load_predictor, predict_texts
+from bertkit.api.predictor import get_predictor, load_predictor
 from bertkit.api.streaming import read_lines, stream_predictions
 from bertkit.api.text import Transformer
 from bertkit.cli import main
@@ -85,7 +85,7 @@ def test_100k_lines_stream_in_bounded_memory_and_match_the_batch_result(predicto
     budget = 48 * 2**20
     assert source.stat().st_size > budget  # reading the input whole would already break it
     loaded = load_predictor(predictor_dir, device="cpu", batch_size=512)
-    predict_texts(loaded, distinct[:8])  # first-call allocations (kernels, caches) are not growth
+    loaded.records(distinct[:8])  # first-call allocations (kernels, caches) are not growth
     counted = []
 
     def run() -> None:
@@ -96,7 +96,7 @@ def test_100k_lines_stream_in_bounded_memory_and_match_the_batch_result(predicto
     print(f"streamed {lines} lines ({source.stat().st_size / 2**20:.0f} MiB): peak RSS grew {growth / 2**20:.1f} MiB")
     assert counted == [lines]
     assert growth < budget, f"peak memory grew by {growth / 2**20:.1f} MiB"
-    expected = predict_texts(loaded, distinct)  # the non-streaming result of every distinct line
+    expected = loaded.records(distinct)  # the non-streaming result of every distinct line
     worst = 0.0
     with open(tmp_path / "out.jsonl", encoding="utf-8") as f:
         for number, row in enumerate(f, start=1):

@@ -116,9 +116,12 @@ class ClassificationTask:
             raise ValueError("multilabel data needs classes=[...] (the label names, in column order)")
         if self.kind == "multiclass" and not self.labels:
             self.labels = _classes_from(list(targets))
-        if self.kind == "multiclass":
-            _check_two_classes(self.labels, targets)
         self.__post_init__()
+
+    def check_trainable(self, data: TaskData) -> None:
+        """Refuse training data of a single class (after the examples themselves were checked)."""
+        if self.resolved_kind() == "multiclass" and data.targets is not None:
+            _check_two_classes(self.labels, [self.labels[t] for t in data.targets])
 
     # ----------------------------------------------------------------- data
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
