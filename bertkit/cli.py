@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 # Modules that add sub-commands: each has `add_commands(subparsers)`.
 COMMAND_MODULES = (
@@ -27,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Bad input of every kind ends in one line naming the problem and its place, never a traceback;
+# anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)  # fmt: skip
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -39,9 +48,37 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        print(f"bertkit {args.command}: error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"bertkit {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"bertkit {args.command}: interrupted. {interruption_advice(args)}".rstrip(), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout went away (`bertkit predict ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def interruption_advice(args: argparse.Namespace) -> str:
+    """Where the newest checkpoint of an interrupted run is, and the command that continues it."""
+    if getattr(args, "checkpoint_dir", None):
+        root, how = Path(args.checkpoint_dir), "rerun the same command with --resume to continue"
+    elif getattr(args, "pretrain_command", None) == "run":
+        root, how = Path(args.out) / "checkpoints", "rerun the same command to continue"
+    elif args.command == "finetune":
+        return "No checkpoints were kept: pass --checkpoint-dir to make a run resumable."
+    else:
+        return ""
+    steps = [p for p in root.rglob("step-*") if p.is_dir() and not p.name.endswith(".tmp")]
+    if not steps:
+        return f"No checkpoint was written yet in {root}; a rerun starts from the beginning."
+    newest = max(steps, key=lambda p: (p.stat().st_mtime, p.name))
+    return f"The last checkpoint is {newest}; {how}."
+
+
+def _one_line(error: BaseException) -> str:
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(text).split())
 
 
 if __name__ == "__main__":

@@ -217,8 +217,15 @@ class EncoderConfig:
 
 
 def read_hf_config(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """config.json as a dict; a corrupt file is a `ValueError` naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is corrupt (not valid JSON: {error})") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is corrupt (a JSON {type(config).__name__}, not an object)")
+    return config
 
 
 def _albert_sharing(hf: dict[str, Any]) -> str:

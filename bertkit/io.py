@@ -42,13 +42,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path` whole, on error it is removed.
 
     An existing folder at `path` stays untouched until the new one is complete, so a crash or a bad
-    input never leaves a half-written model, predictor or checkpoint behind.
+    input never leaves a half-written model, predictor or checkpoint behind. The new folder gets the
+    old one's permissions (a new one the umask's), not mkdtemp's owner-only 0700.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.is_dir() else _default_dir_mode())
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
@@ -59,3 +61,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _default_dir_mode() -> int:
+    umask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    return 0o777 & ~umask

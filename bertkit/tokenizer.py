@@ -19,6 +19,7 @@ from bertkit.hub import resolve
 from bertkit.io import atomic_write_text, save_json
 from bertkit.tokenizer_files import (
     SPECIAL_NAMES,
+    backend_from_file,
     byte_level_bpe_from_files,
     class_for,
     read_config,
@@ -101,7 +102,7 @@ class Tokenizer:
         config = read_config(folder)
         lower = config.get("do_lower_case")
         if (folder / "tokenizer.json").is_file():
-            backend, kind = Backend.from_file(str(folder / "tokenizer.json")), None
+            backend, kind = backend_from_file(folder / "tokenizer.json"), None
         elif (folder / "vocab.txt").is_file():
             lower = True if lower is None else bool(lower)
             backend, kind = wordpiece_from_vocab(folder, config, lower), "BertTokenizer"
@@ -129,7 +130,7 @@ class Tokenizer:
     @classmethod
     def from_file(cls, path: str | os.PathLike, **specials: Any) -> Tokenizer:
         """Load a tokenizer.json file; special tokens not given are found in its vocabulary."""
-        return cls(Backend.from_file(str(path)), **specials)
+        return cls(backend_from_file(Path(path)), **specials)
 
     # ----------------------------------------------------------------------------- vocabulary
     @property

@@ -14,12 +14,31 @@ from tokenizers.models import BPE, Unigram, WordPiece
 SPECIAL_NAMES = ("cls", "sep", "pad", "mask", "unk")
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; a corrupt or non-object file is a `ValueError` naming it."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is corrupt (not valid JSON: {error})") from error
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} is corrupt (a JSON {type(value).__name__}, not an object)")
+    return value
+
+
+def backend_from_file(path: Path) -> Backend:
+    """Load a tokenizer.json; a corrupt one is a `ValueError` naming the file."""
+    try:
+        return Backend.from_file(str(path))
+    except Exception as error:  # tokenizers raises a bare Exception for malformed files
+        raise ValueError(f"{path} is corrupt ({' '.join(str(error).split())})") from error
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     """tokenizer_config.json merged with special_tokens_map.json; special tokens as plain strings."""
     config: dict[str, Any] = {}
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         if (folder / name).is_file():
-            config.update(json.loads((folder / name).read_text(encoding="utf-8")))
+            config.update(read_json(folder / name))
     for name in SPECIAL_NAMES:
         value = config.get(f"{name}_token")
         if isinstance(value, dict):  # transformers may store an AddedToken as a dict

@@ -70,7 +70,9 @@ def test_predict_from_arguments_file_and_stdin(finetuned, capsys, monkeypatch):
     assert all(r["label"] in EMOTIONS and abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in lines)
     (root / "new.txt").write_text("so glad today\n\nso angry today\n")
     assert main(["predict", "--predictor", str(out), "--file", str(root / "new.txt")]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 2
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3]  # one record per line: the blank one says so
+    assert "line 2 is blank" in records[1]["error"] and records[2]["text"] == "so angry today"
     assert main(["predict", "--predictor", str(out), "--file", str(root / "valid.jsonl"), "--text-column", "sentence"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 12
     monkeypatch.setattr(sys, "stdin", io.StringIO("what a surprise\n"))

@@ -155,7 +155,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(data: Path, tmp_path: 
     with pytest.raises(Crash):
         pretrain(data, tmp_path / "killed", callbacks=[CrashAt(13)], **args)
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints" / "phase-1").iterdir()) == [
-        "step-000010", "step-000011"]
+        "run.json", "step-000010", "step-000011"]
     pretrain(data, tmp_path / "killed", **args)
     whole, resumed = weights(tmp_path / "whole"), weights(tmp_path / "killed")
     assert records(tmp_path / "whole")[-1]["epoch"] >= 1

@@ -12,11 +12,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import IO, Any, Literal, TextIO
 
 from bertkit.api.learner import get_learner
+from bertkit.api.outputs import check_finetune
 from bertkit.api.predictor import get_predictor, load_predictor
 from bertkit.api.preprocessor import Preprocessor
+from bertkit.api.streaming import Item, read_lines, stream_predictions, text_item
 from bertkit.cli_options import add_options, call, option_names
 from bertkit.io import atomic_dir, save_json
 from bertkit.tasks.registry import TASKS, task_class
@@ -31,12 +33,14 @@ def finetune(
     warmup: float = 0.1, seed: int = 42, eval_every: int | None = None, early_stopping: int | None = None,
     checkpoint_dir: str | None = None, resume: bool = False, max_steps: int | None = None,
     class_weights: Literal["balanced"] | None = None, bf16: bool = False, grad_accum: int = 1,
-    progress: bool = True,
+    progress: bool = True, force_resume: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Fine-tune `model` on a labelled file, validate, and write the predictor folder `out`
     (atomically: an existing `out` is replaced only when everything succeeded) with report.json,
     history.json, training_curves.png (and confusion_matrix.png for single-label classification)
-    beside the predictor files. All inputs are read and validated before any training starts.
+    beside the predictor files. All inputs, options and `out` are validated before any training
+    starts; `out` may only be a new or empty folder or an earlier predictor, never one holding an
+    input.
 
     Args:
         model: model name or folder (e.g. all-MiniLM-L6-v2)
@@ -61,7 +65,11 @@ def finetune(
         bf16: bfloat16 autocast
         grad_accum: micro-batches per optimizer step
         progress: show a progress bar
+        force_resume: resume even though the data or options differ from the checkpoints'
     """
+    check_finetune(model, train, out, valid, checkpoint_dir=checkpoint_dir, resume=resume,
+                   epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, warmup=warmup,
+                   grad_accum=grad_accum, eval_every=eval_every, early_stopping=early_stopping)  # fmt: skip
     task_obj = task_class(task)(**(settings or {}))
     x, y = _read(task_obj, train, read_options, labelled=True)
     val = _read(task_obj, valid, read_options, labelled=True) if valid else None
@@ -75,7 +83,7 @@ def finetune(
         lr, epochs, schedule=schedule, warmup=warmup, seed=seed, eval_every=eval_every,
         early_stopping=early_stopping, restore_best=bool(early_stopping and val_data),
         checkpoint_dir=checkpoint_dir, resume=resume, max_steps=max_steps, bf16=bf16,
-        grad_accum=grad_accum, progress=progress,
+        grad_accum=grad_accum, progress=progress, force_resume=force_resume,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     evaluation = learner.report() if val_data is not None else None
@@ -127,40 +135,37 @@ def evaluate(predictor: str, data: str, *, predictions: str | None = None,
 
 
 def predict(predictor: str, texts: list[str] | None = None, file: str | None = None, *,
-            text_column: str = "text", stdin: TextIO | None = None,
-            stdout: TextIO | None = None) -> list[dict[str, Any]]:  # fmt: skip
+            text_column: str = "text", encoding: str = "utf-8", stdin: IO[Any] | None = None,
+            stdout: TextIO | None = None) -> int:  # fmt: skip
     """Predict `texts`, else the examples of `file` (.txt: one per line; else a file in the task's
-    format), else one example per line of stdin; write one JSON object per example to stdout.
+    format), else one example per line of stdin; write one JSON object per input, in order, to
+    stdout as results are ready (a blank or undecodable line gets an error record naming its
+    line number). Returns the number of records written.
 
     Args:
         predictor: folder written by finetune or Predictor.save
         texts: inputs to predict (default: --file, else stdin), one example each
         file: .txt (one example per line) or a file in the task's format
         text_column: the text column of a table (classification)
+        encoding: text encoding of --file or stdin (e.g. latin-1)
     """
     loaded = load_predictor(predictor)
-    task = loaded.task
-    if texts:
-        items = [task.example_from_line(t) for t in texts]
-    elif file is not None:
-        path = Path(file)
-        if path.suffix.lower() == ".txt":
-            if not path.is_file():
-                raise FileNotFoundError(f"text file not found: {path}")
-            items = [task.example_from_line(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        else:
-            wanted = {"text_column": text_column, "label_column": None}  # labels are not needed
-            options = {k: v for k, v in wanted.items() if k in option_names(task.read)}
-            items = task.read(file, **options)[0]
-    else:
-        items = [task.example_from_line(line) for line in (stdin or sys.stdin).read().splitlines() if line.strip()]
-    if not items:
-        raise ValueError("nothing to predict: pass inputs as arguments, --file FILE, or lines on stdin")
-    records = loaded.records(items)
     out = stdout or sys.stdout
-    for record in records:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return records
+    if texts:
+        items = (text_item(i, t) for i, t in enumerate(texts, start=1))
+        return stream_predictions(loaded, items, out, number_key="text_number")
+    if file is None:
+        return stream_predictions(loaded, read_lines(stdin or sys.stdin, encoding), out)
+    if Path(file).suffix.lower() != ".txt":
+        wanted = {"text_column": text_column, "label_column": None, "encoding": encoding}  # no labels needed
+        options = {k: v for k, v in wanted.items() if k in option_names(loaded.task.read)}
+        examples = loaded.task.read(file, **options)[0]
+        items = (Item(i, example) for i, example in enumerate(examples, start=1))
+        return stream_predictions(loaded, items, out, number_key="row", parse=False)
+    if not Path(file).is_file():
+        raise FileNotFoundError(f"text file not found: {file}")
+    with open(file, "rb") as f:
+        return stream_predictions(loaded, read_lines(f, encoding, file), out)
 
 
 # ----------------------------------------------------------------------------------- the CLI

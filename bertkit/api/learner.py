@@ -27,6 +27,7 @@ from bertkit.plotting import finish_figure, new_figure
 from bertkit.tasks.base import TaskData
 from bertkit.tasks.inference import forward_features
 from bertkit.tasks.report import Evaluation
+from bertkit.train.checkpoint import check_run, fingerprint_task_data, train_fingerprint
 from bertkit.train.loop import TrainConfig, fit
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.plots import History
@@ -83,7 +84,9 @@ class Learner:
     ) -> History:  # fmt: skip
         """Run `bertkit.train.fit`; `options` are any other `TrainConfig` fields (eval_every,
         early_stopping, restore_best, checkpoint_dir, resume, max_steps, seed, bf16, grad_accum, ...).
-        ktrain's `checkpoint_folder=` and `verbose=` are accepted as checkpoint_dir and progress."""
+        ktrain's `checkpoint_folder=` and `verbose=` are accepted as checkpoint_dir and progress.
+        Resuming checks that the checkpoints were made with the same data, model and options;
+        `force_resume=True` continues despite changed data or options."""
         if not lr > 0:
             raise ValueError(f"the learning rate must be positive, got {lr}")
         if "checkpoint_folder" in options:
@@ -95,8 +98,12 @@ class Learner:
             raise ValueError("early stopping needs labelled val_data: pass it to get_learner")
         options.setdefault("monitor", "val_loss")
         options.setdefault("weight_decay", self.weight_decay)
+        force_resume = bool(options.pop("force_resume", False))
         config = TrainConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, schedule=schedule,
                              warmup=warmup, **options)  # fmt: skip
+        if config.checkpoint_dir:
+            fingerprint = train_fingerprint(config, self.model, fingerprint_task_data(self.train_data))
+            check_run(config.checkpoint_dir, fingerprint, resume=config.resume, allow_changes=force_resume)
         eval_fn = self._eval_fn if labelled else None
         self.history = fit(self.model, self.train_data, self.loss_fn, config, collate=self.collate,
                            lengths=self.train_data.lengths, eval_fn=eval_fn, callbacks=callbacks)  # fmt: skip

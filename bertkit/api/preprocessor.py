@@ -38,7 +38,10 @@ class Preprocessor:
     def preprocess_train(self, examples: Sequence[Any], targets: Sequence[Any]) -> TaskData:
         """Validate and featurise labelled training examples (fixes the label set if not given)."""
         self.task.prepare(examples, targets)
-        return self.task.featurize(self.tokenizer, examples, targets, batch_size=self.batch_size)
+        data = self.task.featurize(self.tokenizer, examples, targets, batch_size=self.batch_size)
+        if hasattr(self.task, "check_trainable"):  # e.g. a classifier refuses a single class
+            self.task.check_trainable(data)
+        return data
 
     def preprocess_test(self, examples: Sequence[Any], targets: Sequence[Any] | None = None) -> TaskData:
         """Validate and featurise validation/test examples; targets are optional (prediction only)."""

@@ -221,9 +221,15 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if safetensors_file.is_file():
         from safetensors.torch import load_file
 
-        return load_file(str(safetensors_file))
+        try:
+            return load_file(str(safetensors_file))
+        except Exception as error:  # SafetensorError: truncated or not a safetensors file
+            raise CheckpointError(f"{safetensors_file} is corrupt or truncated ({error})") from error
     if bin_file.is_file():
-        return torch.load(bin_file, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(bin_file, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError) as error:  # not unpickling errors: those are refusals
+            raise CheckpointError(f"{bin_file} is corrupt or truncated ({error})") from error
     raise FileNotFoundError(
         f"No weights in {folder}: expected model.safetensors or pytorch_model.bin next to config.json."
     )
@@ -302,7 +308,11 @@ def load_model(name_or_path: str | Path, head: str | None = None, num_labels: in
     if head == "auto":
         head = head_from_architectures(hf_config)
     if labels is not None:
+        if not list(labels) and num_labels is None:
+            raise ValueError("labels is empty: pass the class names (or num_labels), or leave labels out")
         config_changes["labels"] = list(labels)
+    elif num_labels is not None and config.labels and len(config.labels) != num_labels:
+        config_changes["labels"] = []  # the checkpoint's label names belong to another head
     if config_changes:
         config = config.replace(**config_changes)
     if num_labels is None and not config.labels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class BertkitModel(nn.Module):
         if head == "pretraining" and config.family in ("bert", "albert"):
             self.pair = PairClassifier(config.hidden_size, config.head_dropout if config.family == "albert" else 0.0)
         if head in ("classification", "token_classification", "multiple_choice", "bilstm_tagger"):
+            check_labels(num_labels, config.labels)
             num_labels = num_labels or len(config.labels) or (1 if head == "multiple_choice" else 2)
         self.num_labels = num_labels
         dropout = config.head_dropout
@@ -112,6 +114,19 @@ class BertkitModel(nn.Module):
         from .checkpoint import save_model
 
         return save_model(self, folder)
+
+
+def check_labels(num_labels: int | None, labels: Sequence[str]) -> None:
+    """Refuse a label count or label list that cannot describe a head: not positive, duplicated
+    names, or a count that contradicts the names."""
+    if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1):
+        raise ValueError(f"num_labels must be a positive whole number, got {num_labels!r}")
+    names = list(labels)
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"labels must be distinct; repeated: {repeated}")
+    if num_labels is not None and names and num_labels != len(names):
+        raise ValueError(f"num_labels={num_labels} contradicts the {len(names)} labels {names}")
 
 
 def build(config: EncoderConfig, head: str | None = None, num_labels: int | None = None) -> BertkitModel:

@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, epochs=args.epochs, max_minutes=args.max_minutes, bf16=args.bf16,
         eval_data=args.eval_data, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-        resume=args.resume, seed=args.seed, log_every=args.log_every, progress=not args.quiet)
+        resume=args.resume, force_resume=args.force_resume, seed=args.seed, log_every=args.log_every, progress=not args.quiet)
     from bertkit.train import is_main
 
     if is_main():
@@ -138,6 +138,8 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--keep-checkpoints", type=int, default=2)
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the newest checkpoint in OUT/checkpoints")
+    p.add_argument("--force-resume", action="store_true",
+                   help="resume even though the data or options differ from the checkpoints'")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--quiet", action="store_true")

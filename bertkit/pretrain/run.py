@@ -13,13 +13,14 @@ import shutil
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from bertkit.api.outputs import check_output, mark_run
 from bertkit.config import PRESETS, EncoderConfig, preset
 from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
@@ -36,6 +37,8 @@ from bertkit.pretrain.masking import (
 from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.shards import Manifest, PretrainDataset
 from bertkit.train import TrainConfig, TrainState, distributed, fit, native_bf16, set_seed
+from bertkit.train.checkpoint import check_run, fingerprint_data, train_fingerprint
+from bertkit.train.validation import check_options
 
 FAMILY_PRESETS = {"bert": "bert-base-uncased", "distilbert": "distilbert-base-uncased",
                   "roberta": "roberta-base", "albert": "albert-base-v2"}
@@ -261,6 +264,7 @@ def pretrain(
     checkpoint_every: int | None = 1000,
     keep_checkpoints: int = 2,
     resume: bool = True,
+    force_resume: bool = False,
     seed: int = 42,
     log_every: int = 10,
     progress: bool = True,
@@ -274,8 +278,10 @@ def pretrain(
     of `max_steps`. `batch_size` is per process and micro-batch; the effective batch is
     batch_size × grad_accum × world size. `max_minutes` stops cleanly at a time budget (the LR
     schedule still follows `max_steps`) and saves. `resume` continues from the newest checkpoint
-    in `out_dir/checkpoints` (any world size). Launched by `torchrun`, it trains with DDP, each
-    rank on its share of the batches, and only rank 0 writes. `bf16=None` uses bf16 autocast
+    in `out_dir/checkpoints` (any world size) after checking that they were made with the same
+    data, model and options (`force_resume` continues despite changed data or options). Launched
+    by `torchrun`, it trains with DDP, each rank on its share of the batches, and only rank 0
+    writes. `bf16=None` uses bf16 autocast
     where the hardware computes in bf16 natively (Ampere+ GPUs; CPUs with AVX512-BF16 or AMX,
     where it is about 1.6x faster than float32).
 
@@ -284,19 +290,20 @@ def pretrain(
     NSP/SOP loss (and head) on nsp/sop data; `mask_mix` ("80/10/10", or three shares) replaces the
     corpus's [MASK]/random/unchanged mix for dynamic masking.
     """
+    # every check comes before the first write: a bad option leaves no (empty) --out behind
+    check_options(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate, lr=lr,
+                  batch_size=batch_size, grad_accum=grad_accum, weight_decay=weight_decay,
+                  warmup=warmup, max_steps=max_steps, epochs=epochs, max_minutes=max_minutes,
+                  eval_every=eval_every, checkpoint_every=checkpoint_every,
+                  keep_checkpoints=keep_checkpoints, log_every=log_every)  # fmt: skip
+    out = check_output(out_dir, "pretraining run")
     mix = parse_mask_mix(mask_mix) if mask_mix is not None else None
     initialised_here = not distributed.is_distributed() and distributed.init_distributed()
-    out = Path(out_dir)
     plan = _phases(data_dir, phases, max_steps)
     manifest = plan[0].data.manifest
     note = mismatch_note(mix or manifest.masking.get("mix", DEFAULT_MIX)) if objective == "mlm" else None
     if note and distributed.is_main():
         warnings.warn(note, stacklevel=2)
-    if distributed.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    distributed.barrier()
     set_seed(seed)  # the same initial weights on every rank and every run
     longest = max(p.data.manifest.max_length for p in plan)
     net = build_pretraining_model(model, manifest, max_length=longest, layers=layers, hidden=hidden,
@@ -305,6 +312,12 @@ def pretrain(
     saved_config = net.config  # what model/config.json says: the dropout fine-tuning will use
     if dropout is not None:
         net = _with_dropout(net, dropout)
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        mark_run(out)
+        if not resume:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    distributed.barrier()
     evaluator = None
     if eval_data is not None:
         held_out = PretrainDataset(eval_data)
@@ -312,14 +325,19 @@ def pretrain(
             m, held_out, seed=seed, objective=objective).items()}
     budget, log = TimeBudget(max_minutes), MetricsLog(out / "metrics.jsonl")
     use_bf16 = native_bf16(device) if bf16 is None else bf16
-    for number, phase in enumerate(plan, start=1):
+    configs = [TrainConfig(
+        lr=lr, epochs=epochs, max_steps=phase.steps, batch_size=batch_size, grad_accum=grad_accum,
+        weight_decay=weight_decay, warmup=warmup, optimizer=optimizer, bf16=use_bf16,
+        eval_every=eval_every, checkpoint_dir=str(out / "checkpoints" / f"phase-{number}"),
+        checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
+        seed=seed, log_every=log_every, progress=progress) for number, phase in enumerate(plan, start=1)]
+    for config, phase in zip(configs, plan, strict=True):  # all phases checked before any step
+        recipe = asdict(phase.data.manifest) | {"objective": objective, "mask_mix": mix}
+        data = fingerprint_data(recipe, eval_data and str(eval_data))
+        check_run(config.checkpoint_dir, train_fingerprint(config, net, data), resume=resume,
+                  allow_changes=force_resume)  # fmt: skip
+    for number, (config, phase) in enumerate(zip(configs, plan, strict=True), start=1):
         log.start_phase(number, phase.offset)
-        config = TrainConfig(
-            lr=lr, epochs=epochs, max_steps=phase.steps, batch_size=batch_size, grad_accum=grad_accum,
-            weight_decay=weight_decay, warmup=warmup, optimizer=optimizer, bf16=use_bf16,
-            eval_every=eval_every, checkpoint_dir=str(out / "checkpoints" / f"phase-{number}"),
-            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
-            seed=seed, log_every=log_every, progress=progress)
         collator = MLMCollator.from_manifest(phase.data.manifest, seed=seed, objective=objective,
                                              mask_mix=mix)  # fit sets its epoch
         history = fit(net, phase.data, partial(pretraining_loss, objective=objective), config, collate=collator,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ MANIFEST = "manifest.json"
 ARRAYS = ("ids", "offsets", "b_start", "pair_labels", "word_starts", "mlm_labels")
 PAIR_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None,
                "doc_sentences": None}
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a bare file name: no "/", no ".."
 
 
 @dataclass
@@ -67,7 +71,16 @@ class Manifest:
         if not path.is_file():
             raise FileNotFoundError(f"no {MANIFEST} in {folder}: prepare the corpus with "
                                     "bertkit.pretrain.prepare_corpus (an interrupted run leaves none)")
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        try:
+            manifest = cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path} is corrupt ({error}); prepare the corpus again") from error
+        for shard in manifest.shards:
+            names = [str(shard.get("name", ""))] + [str(k) for k in shard.get("arrays", [])]
+            if not all(_SAFE_NAME.fullmatch(n) for n in names):
+                raise ValueError(f"{path} names shard files outside {folder} ({shard.get('name')!r}); "
+                                 "a manifest may only name files in its own folder")  # fmt: skip
+        return manifest
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -123,6 +123,11 @@ class ClassificationTask:
             self.labels = _classes_from(list(targets))
         self.__post_init__()
 
+    def check_trainable(self, data: TaskData) -> None:
+        """Refuse training data of a single class (after the examples themselves were checked)."""
+        if self.resolved_kind() == "multiclass" and data.targets is not None:
+            _check_two_classes(self.labels, [self.labels[t] for t in data.targets])
+
     # ----------------------------------------------------------------- data
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
                   *, batch_size: int = 32) -> TaskData:  # fmt: skip
@@ -151,15 +156,16 @@ class ClassificationTask:
 
     @classmethod
     def read(cls, path: str, *, text_column: str = "text", label_column: str | None = "label",
-             text_pair_column: str | None = None) -> tuple[list[Any], list[Any] | None]:  # fmt: skip
+             text_pair_column: str | None = None, encoding: str = "utf-8") -> tuple[list[Any], list[Any] | None]:  # fmt: skip
         """Texts (or pairs) and labels of a CSV/TSV/JSONL/Parquet table.
 
         Args:
             text_column: column of the texts
             label_column: column of the labels (multilabel: names joined by "|")
             text_pair_column: column of the second texts of sentence-pair tasks
+            encoding: text encoding of the file (e.g. latin-1)
         """
-        frame = read_table(path, text_column, label_column, text_pair_column)
+        frame = read_table(path, text_column, label_column, text_pair_column, encoding)
         present = label_column if label_column in frame.columns else None
         texts = to_list(frame[text_column])
         if text_pair_column:
@@ -257,6 +263,18 @@ def _is_single(texts: Any) -> bool:
 def _examples(texts: Any) -> list[Any]:
     items = to_list(texts)
     return [tuple(x) if isinstance(x, list) else x for x in items]
+
+
+def _check_two_classes(labels: list[str], targets: Sequence[Any]) -> None:
+    """A classifier needs two classes, and training examples of at least two of them: one class
+    makes a model that always answers it, with loss 0."""
+    if len(labels) < 2:
+        raise ValueError(f"a classifier needs at least two classes, got {len(labels)} "
+                         f"({', '.join(labels) or 'none'}): check the label column")  # fmt: skip
+    seen = {str(t) for t in targets}
+    if len(seen) == 1:
+        raise ValueError(f"every training label is {next(iter(seen))!r}: a classifier needs "
+                         "examples of at least two classes")  # fmt: skip
 
 
 def _infer_kind(labels: list[Any], has_classes: bool) -> TaskKind:

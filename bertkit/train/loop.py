@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from bertkit.data.batching import LengthBucketSampler
 from bertkit.train import distributed
 from bertkit.train.checkpoint import (
-    latest_checkpoint,
     load_checkpoint,
+    resume_point,
     save_checkpoint,
     save_weights,
 )
@@ -35,6 +35,7 @@ from bertkit.train.optim import build_optimizer
 from bertkit.train.plots import History
 from bertkit.train.rowwise import RowAdamW, clip_grad_norm, row_gradients
 from bertkit.train.schedules import ScheduleName, get_schedule
+from bertkit.train.validation import check_options
 
 LossFn = Callable[[nn.Module, dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -205,8 +206,10 @@ def _finished(state: TrainState) -> bool:
 
 
 def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, device) -> _Run:
-    if config.grad_accum < 1:
-        raise ValueError(f"grad_accum must be >= 1, got {config.grad_accum}")
+    check_options(lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
+                  batch_size=config.batch_size, grad_accum=config.grad_accum, warmup=config.warmup,
+                  eval_every=config.eval_every, early_stopping=config.early_stopping,
+                  checkpoint_every=config.checkpoint_every, log_every=config.log_every)  # fmt: skip
     if len(data) == 0:
         raise ValueError("train_data is empty: nothing to train on")
     set_seed(config.seed)
@@ -250,7 +253,7 @@ def _maybe_resume(model, optimizer, scheduler, state: TrainState) -> None:
     config = state.config
     if not (config.checkpoint_dir and config.resume):
         return
-    path = latest_checkpoint(config.checkpoint_dir)
+    path = resume_point(config.checkpoint_dir)  # skips a truncated newest checkpoint, with a warning
     if path is None:
         return
     saved = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
