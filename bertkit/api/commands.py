@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, TextIO
 
 from bertkit.api.learner import get_learner
-from bertkit.api.outputs import check_finetune
+from bertkit.train.outputs import check_finetune
 from bertkit.api.predictor import get_predictor, load_predictor
 from bertkit.api.preprocessor import Preprocessor
 from bertkit.api.streaming import Item, read_lines, stream_predictions, text_item

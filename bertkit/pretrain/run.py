@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from bertkit.api.outputs import check_output, mark_run
+from bertkit.train.outputs import check_output, mark_run
 from bertkit.config import PRESETS, EncoderConfig, preset
 from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
