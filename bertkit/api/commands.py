@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO, Any, Literal, TextIO
 
 from bertkit.api.learner import get_learner
-from bertkit.train.outputs import check_finetune
 from bertkit.api.predictor import get_predictor, load_predictor
 from bertkit.api.preprocessor import Preprocessor
 from bertkit.api.streaming import Item, read_lines, stream_predictions, text_item
@@ -23,6 +22,7 @@ from bertkit.cli_options import add_options, call, option_names
 from bertkit.io import atomic_dir, save_json
 from bertkit.tasks.registry import TASKS, task_class
 from bertkit.tasks.report import Evaluation
+from bertkit.train.outputs import check_finetune
 from bertkit.train.schedules import ScheduleName
 
 

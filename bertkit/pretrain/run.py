@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import torch
 
-from bertkit.train.outputs import check_output, mark_run
 from bertkit.config import PRESETS, EncoderConfig, preset
 from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
@@ -38,6 +37,7 @@ from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.shards import Manifest, PretrainDataset
 from bertkit.train import TrainConfig, TrainState, distributed, fit, native_bf16, set_seed
 from bertkit.train.checkpoint import check_run, fingerprint_data, train_fingerprint
+from bertkit.train.outputs import check_output, mark_run
 from bertkit.train.validation import check_options
 
 FAMILY_PRESETS = {"bert": "bert-base-uncased", "distilbert": "distilbert-base-uncased",
