@@ -74,7 +74,13 @@ class TrainConfig:
 
 @dataclass
 class TrainState:
-    """What callbacks see. Set `should_stop = True` to end training after the current step."""
+    """What callbacks see. Set `should_stop = True` to end training after the current step.
+
+    The weights of embedding rows a batch did not touch may owe the weight decay of the last few
+    steps until the next evaluation or checkpoint (see `bertkit.train.rowwise`); a callback that
+    reads the weights calls `state.sync_weights()` first. Doing so on a fixed schedule keeps runs
+    repeatable; when the flushes happen never depends on which callbacks are attached.
+    """
 
     config: TrainConfig
     model: nn.Module  # unwrapped (never the DDP wrapper)
@@ -89,6 +95,12 @@ class TrainState:
     last_loss: float | None = None
     lr: float = 0.0
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    optimizer: torch.optim.Optimizer | None = field(default=None, repr=False)
+
+    def sync_weights(self) -> None:
+        """Make `model`'s weights exactly those of standard AdamW at this step."""
+        if isinstance(self.optimizer, RowAdamW):
+            self.optimizer.sync_weights()
 
     def to_json(self) -> dict[str, Any]:
         keys = ("step", "epoch", "micro_batches", "best_metric", "bad_evals", "should_stop")
@@ -234,7 +246,7 @@ def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, d
     )  # fmt: skip
     schedule = get_schedule(config.schedule, total, warmup, cycle_steps=steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    state = TrainState(config=config, model=model, history=History(), total_steps=total)
+    state = TrainState(config=config, model=model, history=History(), total_steps=total, optimizer=optimizer)
     _maybe_resume(model, optimizer, scheduler, state)
     ddp_model = model
     if world > 1:
@@ -348,7 +360,7 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
         _evaluate(run)
     due_ckpt = config.checkpoint_every and state.step % config.checkpoint_every == 0
     saved = due_ckpt or epoch_done or _finished(state) or state.should_stop
-    if saved or run.callbacks:  # checkpoints and callbacks may read the weights
+    if saved:  # a checkpoint holds AdamW's exact weights
         _sync_weights(run)
     if saved:
         _checkpoint(run)
@@ -361,8 +373,7 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
 
 def _sync_weights(run: _Run) -> None:
     """Bring deferred embedding-row updates into the weights (a no-op for other optimizers)."""
-    if isinstance(run.optimizer, RowAdamW):
-        run.optimizer.sync_weights()
+    run.state.sync_weights()
 
 
 def _checkpoint(run: _Run) -> None:
