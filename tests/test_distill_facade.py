@@ -94,3 +94,30 @@ def test_classification_kinds_choose_their_soft_targets() -> None:
     kinds = {k: ClassificationTask(kind=k, labels=[] if k == "regression" else ["a", "b"]).soft_targets
              for k in ("multiclass", "multilabel", "regression")}
     assert kinds == {"multiclass": "softmax", "multilabel": "sigmoid", "regression": "mse"}
+
+
+def test_ner_teacher_distils_through_the_same_code(tmp_path: Path, data) -> None:
+    """The NER task on main, unchanged: token-level soft targets with padding masked out."""
+    from distill_helpers import EMOTION_WORDS
+
+    from bertkit.api.predictor import Predictor
+    from bertkit.tasks.ner import NerTask
+
+    texts, _ = data
+    words = [t.split() for t in texts]
+    tags = [["B-EMO" if w in EMOTION_WORDS else "O" for w in row] for row in words]
+    base = make_tiny_model(tmp_path / "base", dropout=0.0)
+    t = text.Transformer(str(base), maxlen=32, classes=EMOTIONS, batch_size=16)  # only its tokenizer
+    task = NerTask(maxlen=32)
+    task.prepare(words[TRAIN], tags[TRAIN])
+    train_data = task.featurize(t.tokenizer, words[TRAIN], tags[TRAIN], batch_size=16)
+    valid = task.featurize(t.tokenizer, words[VALID], tags[VALID], batch_size=16)
+    model = ktrain.load_model(base, head=task.head, num_labels=task.num_outputs, labels=task.labels)
+    teacher = ktrain.get_learner(model, train_data, valid)
+    teacher.fit_onecycle(1e-2, 10, progress=False)
+    teacher_f1 = teacher.report(print_report=False).metrics["val_f1"]
+    predictor = Predictor(teacher.model, t.tokenizer, task)
+    learner = ktrain.distill(predictor, train_data, valid, layers=1, unlabeled=words[EXTRA], alpha=0.7)
+    learner.fit_onecycle(1e-2, 10, progress=False)
+    student_f1 = learner.report(print_report=False).metrics["val_f1"]
+    assert teacher_f1 > 0.8 and student_f1 >= 0.9 * teacher_f1, (student_f1, teacher_f1)

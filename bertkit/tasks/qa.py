@@ -44,6 +44,7 @@ class QaTask:
 
     name: ClassVar[str] = "qa"
     head: ClassVar[str] = "qa"
+    soft_targets: ClassVar[str] = "positions"  # distillation: start/end distributions over tokens
 
     maxlen: int = 384
     doc_stride: int = 128
