@@ -124,9 +124,9 @@ class ClassificationTask:
         self.__post_init__()
 
     def check_trainable(self, data: TaskData) -> None:
-        """Refuse training data of a single class (after the examples themselves were checked)."""
+        """Refuse a single-class task (after the examples themselves were checked)."""
         if self.resolved_kind() == "multiclass" and data.targets is not None:
-            _check_two_classes(self.labels, [self.labels[t] for t in data.targets])
+            _check_two_classes(self.labels)
 
     # ----------------------------------------------------------------- data
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
@@ -265,16 +265,12 @@ def _examples(texts: Any) -> list[Any]:
     return [tuple(x) if isinstance(x, list) else x for x in items]
 
 
-def _check_two_classes(labels: list[str], targets: Sequence[Any]) -> None:
-    """A classifier needs two classes, and training examples of at least two of them: one class
-    makes a model that always answers it, with loss 0."""
+def _check_two_classes(labels: list[str]) -> None:
+    """A classifier needs two classes: with one, the model has a single output, answers that class
+    always and trains to a loss of 0."""
     if len(labels) < 2:
         raise ValueError(f"a classifier needs at least two classes, got {len(labels)} "
                          f"({', '.join(labels) or 'none'}): check the label column")  # fmt: skip
-    seen = {str(t) for t in targets}
-    if len(seen) == 1:
-        raise ValueError(f"every training label is {next(iter(seen))!r}: a classifier needs "
-                         "examples of at least two classes")  # fmt: skip
 
 
 def _infer_kind(labels: list[Any], has_classes: bool) -> TaskKind:
