@@ -82,7 +82,8 @@ def test_finetune_evaluate_predict_on_the_command_line(files: tuple[Path, Path, 
     stdout = io.StringIO()
     from bertkit.api.commands import predict
 
-    records = predict(str(out), ["in oslo we met john", '["in", "berlin"]'], stdout=stdout)
+    assert predict(str(out), ["in oslo we met john", '["in", "berlin"]'], stdout=stdout) == 2
+    records = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert [e["entity_group"] for e in records[0]["entities"]] == ["LOC", "PER"]
     assert records[1]["tags"] == ["O", "B-LOC"] and stdout.getvalue().count("\n") == 2
 

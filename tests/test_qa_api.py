@@ -82,11 +82,12 @@ def test_cli_finetune_evaluate_predict(tmp_path, capsys):
     assert cli(["predict", "--predictor", str(out), line]) == 0
     record = json.loads(capsys.readouterr().out.strip())
     assert {"answer", "score", "start", "end", "question"} <= record.keys()
-    stdin = io.StringIO("not json\n")
-    with pytest.raises(ValueError, match='JSON {"question"'):
-        from bertkit.api.commands import predict
+    from bertkit.api.commands import predict
 
-        predict(str(out), stdin=stdin, stdout=io.StringIO())
+    stdout = io.StringIO()  # a bad line gets an error record with its number; the others still answer
+    assert predict(str(out), stdin=io.StringIO(f"not json\n{line}\n"), stdout=stdout) == 2
+    bad_line, good_line = map(json.loads, stdout.getvalue().splitlines())
+    assert bad_line["line"] == 1 and 'JSON {"question"' in bad_line["error"] and "answer" in good_line
     bad = tmp_path / "bad.json"
     bad.write_text(train.read_text().replace('"answer_start": ', '"answer_start": 1', 1))
     assert cli(["finetune", "qa", "--model", str(folder), "--train", str(bad), "--out", str(tmp_path / "x")]) == 1
