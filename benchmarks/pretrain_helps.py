@@ -214,29 +214,8 @@ def diagnose(model_dir: Path) -> dict:
     return found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=20.0, help="pre-training time budget")
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-3, help="pre-training peak learning rate")
-    parser.add_argument("--mask", type=float, default=0.15, help="masking rate (set when preparing)")
-    parser.add_argument("--format", choices=("nsp", "sop", "full_sentences"), default="full_sentences")
-    parser.add_argument("--seq", type=int, default=128, help="pre-training sample length")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout during pre-training")
-    parser.add_argument("--finetune-epochs", type=int, default=3)
-    parser.add_argument("--finetune-lr", type=float, default=1e-3)
-    parser.add_argument("--seeds", type=int, default=3, help="fine-tuning runs per model")
-    parser.add_argument("--imdb", type=int, default=25000, help="unlabelled IMDb reviews added to the corpus")
-    parser.add_argument("--limit", type=int, help="smoke run: fewer corpus files and fine-tuning examples")
-    parser.add_argument("--work", default="/tmp/bertkit_pretrain_helps", help="scratch folder")
-    parser.add_argument("--prepared", help="reuse the train_data/ and held_out_data/ of an earlier --work")
-    parser.add_argument("--out", help="write the figures as JSON here")
-    parser.add_argument("--diagnose", metavar="MODEL_DIR", help="only probe a pre-trained model's polarity")
-    args = parser.parse_args()
-    if args.diagnose:
-        report(diagnose(Path(args.diagnose)), args.out)
-        return
+def prepared_corpus(args: argparse.Namespace) -> tuple[PretrainDataset, PretrainDataset]:
+    """(train, held-out) shards: those of --prepared, or built in --work from the corpus above."""
     work = Path(args.work)
     prepared = Path(args.prepared) if args.prepared else work
     if not args.prepared:
@@ -245,7 +224,39 @@ def main() -> None:
         for src, dst in ((train_dir, "train_data"), (held_dir, "held_out_data")):
             prepare_corpus([src], vocab, work / dst, format=args.format, max_length=args.seq, mlm_probability=args.mask,
                            workers=2, show_progress=False)
-    data, held_out = PretrainDataset(prepared / "train_data"), PretrainDataset(prepared / "held_out_data")
+    return PretrainDataset(prepared / "train_data"), PretrainDataset(prepared / "held_out_data")
+
+
+def corpus_options(parser: argparse.ArgumentParser) -> None:
+    """The options that shape the corpus and the model (shared with distill_general.py)."""
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3, help="pre-training peak learning rate")
+    parser.add_argument("--mask", type=float, default=0.15, help="masking rate (set when preparing)")
+    parser.add_argument("--format", choices=("nsp", "sop", "full_sentences"), default="full_sentences")
+    parser.add_argument("--seq", type=int, default=128, help="pre-training sample length")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout during pre-training")
+    parser.add_argument("--imdb", type=int, default=25000, help="unlabelled IMDb reviews added to the corpus")
+    parser.add_argument("--limit", type=int, help="smoke run: fewer corpus files and fine-tuning examples")
+    parser.add_argument("--prepared", help="reuse the train_data/ and held_out_data/ of an earlier --work")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="pre-training time budget")
+    corpus_options(parser)
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--seeds", type=int, default=3, help="fine-tuning runs per model")
+    parser.add_argument("--work", default="/tmp/bertkit_pretrain_helps", help="scratch folder")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--diagnose", metavar="MODEL_DIR", help="only probe a pre-trained model's polarity")
+    args = parser.parse_args()
+    if args.diagnose:
+        report(diagnose(Path(args.diagnose)), args.out)
+        return
+    work = Path(args.work)
+    data, held_out = prepared_corpus(args)
     bf16 = native_bf16()
     step_s = seconds_per_step(data, args, bf16)
     # steps in the loop run ~10% slower than timed ones (data loading, logging, checkpoints)
@@ -253,7 +264,7 @@ def main() -> None:
     print(f"{len(data)} training samples ({data.manifest.num_tokens} tokens), {len(held_out)} held out; "
           f"bf16 {bf16}; ~{step_s:.3f} s/step -> {steps} steps")
     start = time.perf_counter()
-    model_dir = pretrain(prepared / "train_data", work / "run", model=shape(args), dropout=args.dropout, lr=args.lr,
+    model_dir = pretrain(data.folder, work / "run", model=shape(args), dropout=args.dropout, lr=args.lr,
                          batch_size=BATCH, warmup=0.06, max_steps=steps, max_minutes=args.minutes, bf16=bf16,
                          checkpoint_every=500, log_every=20, resume=False, progress=False)
     minutes = (time.perf_counter() - start) / 60

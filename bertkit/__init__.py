@@ -1,5 +1,6 @@
 """bertkit: the BERT family of text encoders (BERT, RoBERTa, DistilBERT, ALBERT), end to end."""
 
+from . import distill  # callable: ktrain.distill(teacher, train_data) -> Learner
 from ._version import __version__
 from .api import get_learner, get_predictor, load_predictor, release_gpu_memory, text
 from .config import EncoderConfig, UnsupportedModelError, preset
@@ -10,5 +11,5 @@ from .tokenizer import Tokenizer
 __all__ = [
     "BertkitModel", "CheckpointError", "EncoderConfig", "ModelNotFoundError", "ModelOutput",
     "Tokenizer", "UnsupportedModelError", "build", "load_model", "preset", "save_model",
-    "get_learner", "get_predictor", "load_predictor", "release_gpu_memory", "text", "__version__",
+    "distill", "get_learner", "get_predictor", "load_predictor", "release_gpu_memory", "text", "__version__",
 ]

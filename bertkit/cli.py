@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 # Modules that add sub-commands: each has `add_commands(subparsers)`.
-COMMAND_MODULES = ("bertkit.tasks.features", "bertkit.api.commands", "bertkit.pretrain.commands")
+COMMAND_MODULES = (
+    "bertkit.api.feature_commands", "bertkit.api.commands", "bertkit.api.glue", "bertkit.pretrain.commands",
+    "bertkit.distill.commands", "bertkit.export", "bertkit.serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -83,6 +83,8 @@ def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
             if kwargs["help"] is not None and param.default is not None and not isinstance(param.default, bool):
                 kwargs["help"] += f" (default: {param.default})"
         if name in positional:
+            if kwargs.get("action") is _ListAction:
+                kwargs["action"] = _WordsAction
             if not required:
                 kwargs["nargs"] = kwargs.get("nargs", "?") if kwargs.get("nargs") != "+" else "*"
             parser.add_argument(name, **kwargs)
@@ -94,14 +96,22 @@ def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
 class _ListAction(argparse.Action):
     """Collect list values; a comma-separated string value gives several items."""
 
+    split = True
+
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
         if not values:  # an optional positional given nothing keeps its default
             setattr(namespace, self.dest, self.default)
             return
         items = []
         for value in values:
-            items.extend(value.split(",") if isinstance(value, str) else [value])
+            items.extend(value.split(",") if self.split and isinstance(value, str) else [value])
         setattr(namespace, self.dest, items)
+
+
+class _WordsAction(_ListAction):
+    """Positional list values stay as typed: a text (or a JSON line) may hold commas."""
+
+    split = False
 
 
 def _parameters(func: Callable[..., Any]) -> dict[str, inspect.Parameter]:

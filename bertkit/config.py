@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 Family = Literal["bert", "roberta", "distilbert", "albert"]
 Activation = Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh"]
+SharedBlocks = Literal["all", "attention", "feed_forward"]
+SHARED_BLOCKS: tuple[str, ...] = ("all", "attention", "feed_forward")
 FAMILIES: tuple[str, ...] = ("bert", "roberta", "distilbert", "albert")
 
 # model_type values in config.json that are the same architecture as one of our families.
@@ -48,6 +50,8 @@ class EncoderConfig:
     position_offset: int = 0  # RoBERTa counts positions from pad_token_id + 1
     layer_norm_eps: float = 1e-12
     share_layers: bool | None = None  # ALBERT: one layer's weights applied num_layers times; None: by family
+    shared_blocks: SharedBlocks = "all"  # with share_layers: share the whole layer, or one block of it
+    causal: bool = False  # left-to-right: position t attends to positions <= t only (BERT's ablation)
     labels: list[str] = field(default_factory=list)  # class names of a task head, if any
 
     def __post_init__(self) -> None:
@@ -66,11 +70,25 @@ class EncoderConfig:
                 "weights across the stack and the other families never do. Use family='albert' for "
                 "shared layers, or another family for separate ones."
             )
+        if self.shared_blocks not in SHARED_BLOCKS:
+            raise ValueError(f"shared_blocks must be one of {SHARED_BLOCKS}, got {self.shared_blocks!r}")
+        if self.shared_blocks != "all" and not self.share_layers:
+            raise ValueError(f"shared_blocks={self.shared_blocks!r} needs share_layers=True (ALBERT)")
+        if self.causal and self.family != "bert":
+            raise ValueError(
+                f"causal=True with family={self.family!r}: left-to-right encoders are BERT-family only "
+                "(the BERT paper's ablation; Hugging Face stores them as BERT with is_decoder=true)."
+            )
         if self.embedding_size != self.hidden_size and self.family != "albert":
             raise ValueError(
                 f"embedding_size {self.embedding_size} differs from hidden_size {self.hidden_size}: only "
                 "ALBERT factorises its embeddings; use family='albert' or leave embedding_size unset."
             )
+
+    @property
+    def unique_layers(self) -> int:
+        """How many Layer modules the stack holds: 1 when ALBERT shares whole layers."""
+        return 1 if self.share_layers and self.shared_blocks == "all" else self.num_layers
 
     @property
     def head_dim(self) -> int:
@@ -138,16 +156,12 @@ class EncoderConfig:
             labels=labels,
         )
         if family == "albert":
-            groups, inner = hf.get("num_hidden_groups", 1), hf.get("inner_group_num", 1)
-            if groups != 1 or inner != 1:
-                raise UnsupportedModelError(
-                    f"ALBERT with num_hidden_groups={groups}, inner_group_num={inner} is not supported; "
-                    "bertkit implements the published ALBERT models (one shared group of one layer)."
-                )
             return cls(**common, embedding_size=hf.get("embedding_size", 128), share_layers=True,
-                       classifier_dropout=hf.get("classifier_dropout_prob", 0.1))
+                       shared_blocks=_albert_sharing(hf), classifier_dropout=hf.get("classifier_dropout_prob", 0.1))
         if family == "roberta":
             common["position_offset"] = pad + 1
+        if family == "bert" and hf.get("is_decoder"):
+            common["causal"] = True
         return cls(**common, classifier_dropout=hf.get("classifier_dropout"))
 
     def to_hf(self, architecture: str | None = None) -> dict[str, Any]:
@@ -177,10 +191,16 @@ class EncoderConfig:
             if self.family == "albert":
                 hf.update(embedding_size=self.embedding_size, num_hidden_groups=1, inner_group_num=1,
                           classifier_dropout_prob=self.head_dropout)
+                if self.shared_blocks != "all":
+                    # One group per layer holds every layer whole (the shared block repeated), so
+                    # transformers computes the same function; the extra key restores the sharing.
+                    hf.update(num_hidden_groups=self.num_layers, shared_blocks=self.shared_blocks)
             else:
                 hf["classifier_dropout"] = self.classifier_dropout
             if self.family == "roberta":
                 hf.update(bos_token_id=0, eos_token_id=2)
+            if self.causal:
+                hf["is_decoder"] = True
         if architecture:
             hf["architectures"] = [architecture]
         if self.labels:
@@ -208,6 +228,22 @@ def read_hf_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def _albert_sharing(hf: dict[str, Any]) -> str:
+    """ALBERT's sharing from num_hidden_groups / inner_group_num and our `shared_blocks` key."""
+    groups, inner = hf.get("num_hidden_groups", 1), hf.get("inner_group_num", 1)
+    layers = hf.get("num_hidden_layers", 12)
+    shared = hf.get("shared_blocks", "all")
+    if inner == 1 and (groups, shared) == (1, "all"):
+        return "all"
+    if inner == 1 and groups == layers and shared in ("attention", "feed_forward"):
+        return shared
+    raise UnsupportedModelError(
+        f"ALBERT with num_hidden_groups={groups}, inner_group_num={inner} (shared_blocks={shared!r}) is not "
+        "supported; bertkit implements one shared group of one layer, or bertkit's own partially shared "
+        "layout (one group per layer with shared_blocks 'attention' or 'feed_forward')."
+    )
+
+
 def _labels_from_hf(hf: dict[str, Any]) -> list[str]:
     id2label = hf.get("id2label") or {}
     return [str(id2label[k]) for k in sorted(id2label, key=int)]
@@ -227,6 +263,10 @@ def _preset(family: Family, size: str, vocab: int, **extra: Any) -> EncoderConfi
 _ROBERTA = dict(max_positions=514, type_vocab_size=1, pad_token_id=1, position_offset=2, layer_norm_eps=1e-5)
 _ALBERT = dict(embedding_size=128, activation="gelu_new", hidden_dropout=0.0, attention_dropout=0.0,
                classifier_dropout=0.1, share_layers=True)
+# v1 (the ALBERT paper's first release) has exact GELU in its Hugging Face configs and dropout 0.1,
+# except xxlarge (0, as released; google-research/albert#23); v2 removed dropout everywhere.
+_ALBERT_V1 = _ALBERT | dict(activation="gelu", hidden_dropout=0.1, attention_dropout=0.1)
+_ALBERT_V1_XXLARGE = _ALBERT | dict(activation="gelu")
 
 PRESETS: dict[str, EncoderConfig] = {
     "bert-base-uncased": _preset("bert", "base", 30522),
@@ -239,6 +279,10 @@ PRESETS: dict[str, EncoderConfig] = {
                                        classifier_dropout=0.2),
     "distilbert-base-cased": _preset("distilbert", "base", 28996, num_layers=6, type_vocab_size=0,
                                      classifier_dropout=0.2),
+    "albert-base-v1": _preset("albert", "base", 30000, **_ALBERT_V1),
+    "albert-large-v1": _preset("albert", "large", 30000, **_ALBERT_V1),
+    "albert-xlarge-v1": _preset("albert", "xlarge", 30000, **_ALBERT_V1),
+    "albert-xxlarge-v1": _preset("albert", "xxlarge", 30000, **_ALBERT_V1_XXLARGE),
     "albert-base-v2": _preset("albert", "base", 30000, **_ALBERT),
     "albert-large-v2": _preset("albert", "large", 30000, **_ALBERT),
     "albert-xlarge-v2": _preset("albert", "xlarge", 30000, **_ALBERT),

@@ -180,12 +180,14 @@ class Tokenizer:
         return_offsets: bool = False,
         return_word_ids: bool = False,
         return_special_tokens_mask: bool = False,
+        return_sequence_ids: bool = False,
         return_tensors: Literal["pt"] | None = None,
     ) -> dict[str, Any]:
         """Encode texts (and second texts `pairs`) with special tokens, like a `transformers` tokenizer.
 
         Returns input_ids, attention_mask and token_type_ids, plus offsets, word_ids,
-        special_tokens_mask and overflow_to_sample when asked. `truncation=True` means
+        special_tokens_mask, sequence_ids (0: first text, 1: second, None: special token) and
+        overflow_to_sample when asked. `truncation=True` means
         "longest_first"; without `max_length` the limit is `model_max_length` (none if unknown).
         With `return_overflowing`, every example yields its truncated encoding followed by the
         windows of what was cut (`stride` tokens of overlap), and overflow_to_sample maps each row
@@ -215,6 +217,7 @@ class Tokenizer:
             offsets=return_offsets,
             word_ids=return_word_ids,
             special_tokens_mask=return_special_tokens_mask,
+            sequence_ids=return_sequence_ids,
         )
         keys = [
             "input_ids",
@@ -377,6 +380,7 @@ _FIELDS = {
     "offsets": lambda e: e.offsets,
     "word_ids": lambda e: e.word_ids,
     "special_tokens_mask": lambda e: e.special_tokens_mask,
+    "sequence_ids": lambda e: e.sequence_ids,
 }
 # What padding positions hold; the pad id itself comes from the tokenizer.
 _PAD_FILL = {
@@ -385,6 +389,7 @@ _PAD_FILL = {
     "offsets": (0, 0),
     "word_ids": None,
     "special_tokens_mask": 1,
+    "sequence_ids": None,
 }
 
 
@@ -396,7 +401,7 @@ def _to_tensors(out: dict[str, list]) -> dict[str, Any]:
         raise ValueError("Sequences have different lengths; pass padding=True to get tensors.")
     tensors = {}
     for key, rows in out.items():
-        if key == "word_ids":  # None (special or padding token) becomes -1 in a tensor
+        if key in ("word_ids", "sequence_ids"):  # None (special or padding token): -1 in a tensor
             rows = [[-1 if w is None else w for w in row] for row in rows]
         tensors[key] = torch.tensor(rows, dtype=torch.long)
     return tensors

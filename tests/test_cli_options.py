@@ -78,4 +78,5 @@ def test_positional_parameters():
 
     parser = _parser(predict, positional=("texts",))
     assert call(predict, parser.parse_args(["a", "b", "--file", "f"])) == (["a", "b"], "f")
+    assert call(predict, parser.parse_args(["a, b", '{"q": 1, "c": 2}'])) == (["a, b", '{"q": 1, "c": 2}'], None)
     assert call(predict, parser.parse_args([])) == (None, None)

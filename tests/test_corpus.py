@@ -126,6 +126,33 @@ def test_full_sentences_round_trip_the_token_stream(data: dict[str, Path], tmp_p
     assert 0.5 * expected.count(sep) < stream.count(sep) <= expected.count(sep)
 
 
+def test_doc_sentences_never_cross_a_document(data: dict[str, Path], tmp_path: Path) -> None:
+    m = prepare_corpus([data["text"]], data["bert"], tmp_path / "doc", format="doc_sentences",
+                       max_length=64, mask_mix="100/0/0", workers=1, **QUIET)
+    full = prepare_corpus([data["text"]], data["bert"], tmp_path / "full", format="full_sentences",
+                          max_length=64, workers=1, **QUIET)
+    assert m.pair_label is None and m.masking["mix"] == [1.0, 0.0, 0.0]
+    ds, sep = PretrainDataset(tmp_path / "doc"), m.special_ids["sep"]
+    tok = Tokenizer.from_pretrained(data["bert"])
+    docs = [[t for text in doc for t in tok.encode_ids([text])[0]]
+            for f in find_files([data["text"]]) for doc in read_documents(f)]
+    stream = []
+    for i in range(len(ds)):
+        ids = ds[i]["input_ids"].tolist()
+        assert ids.count(sep) == 1 and ids[-1] == sep and len(ids) <= 64  # no separator inside
+        stream.append(ids[1:-1])
+    # samples, concatenated per document, give back each document exactly: none spans two
+    position = 0
+    for doc in docs:
+        pieces = []
+        while sum(map(len, pieces)) < len(doc):
+            pieces.append(stream[position])
+            position += 1
+        assert [t for p in pieces for t in p] == doc
+    assert position == len(stream)
+    assert m.num_samples > full.num_samples  # a document's end also ends a sample
+
+
 def test_shard_writer_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     samples = [Sample(rng.integers(0, 70000, n).astype(np.int32), int(rng.integers(1, n)), i % 2,

@@ -15,11 +15,11 @@ import pytest
 from finetune_helpers import emotion_data, make_tiny_model
 
 import bertkit
-from bertkit.api.outputs import OutputError, check_output
 from bertkit.cli import main
 from bertkit.data import read_table
 from bertkit.io import atomic_dir
 from bertkit.pretrain.shards import Manifest
+from bertkit.train.outputs import OutputError, check_output
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""MLM masking statistics (15%, 80/10/10), whole words, specials, and the collator's reproducibility."""
+"""MLM masking statistics (15%, 80/10/10 and the paper's other mixes), whole words, specials, the
+collator's reproducibility, and next-token targets for the left-to-right objective."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from bertkit.pretrain.masking import MLMCollator, mask_tokens, word_start_table, word_starts_for
+from bertkit.pretrain.masking import (
+    MLMCollator,
+    mask_tokens,
+    next_token_labels,
+    parse_mask_mix,
+    word_start_table,
+    word_starts_for,
+)
 
 VOCAB, MASK, PAD, CLS, SEP = 500, 4, 0, 2, 3
 SPECIALS = [0, 1, 2, 3, 4]
@@ -135,3 +143,57 @@ def test_collator_whole_word_needs_word_starts() -> None:
                            whole_word=True)
     with pytest.raises(KeyError, match="whole_word"):
         collator(_items(2))
+
+
+# The BERT paper's Table 8 rows, as (mask, random, unchanged): its columns are MASK, SAME, RND.
+PAPER_MIXES = [(0.8, 0.1, 0.1), (1.0, 0.0, 0.0), (0.8, 0.2, 0.0), (0.8, 0.0, 0.2), (0.0, 0.8, 0.2),
+               (0.0, 1.0, 0.0)]
+
+
+@pytest.mark.parametrize("mix", PAPER_MIXES)
+def test_masking_mix_shares(mix: tuple[float, float, float]) -> None:
+    ids, special = _batch(300)
+    masked, labels = mask_tokens(ids, special_mask=special, mask_id=MASK, vocab_size=VOCAB, mask_mix=mix,
+                                 generator=torch.Generator().manual_seed(3), special_ids=SPECIALS)
+    selected = labels != -100
+    assert abs(selected.sum() / (~special).sum() - 0.15) < 0.01  # the mix never changes the rate
+    n = selected.sum().item()
+    to_mask = (masked[selected] == MASK).sum().item() / n
+    kept = (masked[selected] == ids[selected]).sum().item() / n
+    # a random replacement equals the original 1 time in ~495: allow for it in the "kept" share
+    assert abs(to_mask - mix[0]) < 0.02 and abs(kept - mix[2]) < 0.02
+    assert abs((1 - to_mask - kept) - mix[1]) < 0.02
+    assert torch.equal(masked[~selected], ids[~selected])
+
+
+def test_parse_mask_mix_forms_and_errors() -> None:
+    assert parse_mask_mix("80/10/10") == pytest.approx((0.8, 0.1, 0.1))
+    assert parse_mask_mix("0.8,0.2,0") == pytest.approx((0.8, 0.2, 0.0))
+    assert parse_mask_mix([100, 0, 0]) == pytest.approx((1.0, 0.0, 0.0))
+    for bad, message in (("80/10", "three"), ("80/20/10", "adds up to 110"), ("a/b/c", "three numbers"),
+                         ("-10/60/50", "non-negative")):
+        with pytest.raises(ValueError, match=message):
+            parse_mask_mix(bad)
+
+
+def test_next_token_labels_shift_and_stop_at_the_last_real_token() -> None:
+    ids = torch.tensor([[CLS, 11, 12, 13, SEP], [CLS, 21, SEP, PAD, PAD]])
+    labels = next_token_labels(ids, torch.tensor([5, 3]))
+    assert labels.tolist() == [[11, 12, 13, SEP, -100], [21, SEP, -100, -100, -100]]
+
+
+def test_collator_left_to_right_leaves_text_unmasked() -> None:
+    collator = MLMCollator(pad_id=PAD, mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIALS,
+                           objective="left_to_right")
+    items = _items(4)
+    batch = collator(items)
+    for row, item in enumerate(items):
+        n = len(item["input_ids"])
+        assert torch.equal(batch["input_ids"][row, :n], item["input_ids"])
+        assert torch.equal(batch["labels"][row, : n - 1], item["input_ids"][1:])
+        assert (batch["labels"][row, n - 1:] == -100).all()
+    items[0]["labels"] = torch.full_like(items[0]["input_ids"], -100)
+    with pytest.raises(ValueError, match="unmasked text"):
+        collator(items)
+    with pytest.raises(ValueError, match="objective"):
+        MLMCollator(pad_id=PAD, mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIALS, objective="rtl")  # type: ignore[arg-type]

@@ -219,3 +219,29 @@ def test_cli_vocab_prepare_run(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert model.config.family == "albert" and model.config.embedding_size == 16
     assert model.config.hidden_dropout == 0.1  # --dropout 0 was for pre-training only
     assert main(["pretrain", "run", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_ablation_switches_left_to_right_no_nsp_mask_mix(data: Path, tmp_path: Path) -> None:
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    out = tmp_path / "ltr"
+    assert main(["pretrain", "run", str(data), "--out", str(out), "--model", str(tmp_path / "tiny.json"),
+                 "--objective", "left_to_right", "--max-steps", "2", "--batch-size", "8", "--log-every", "1",
+                 "--eval-data", str(data), "--eval-every", "2", "--no-bf16", "--quiet"]) == 0
+    rows = records(out)
+    assert "lm_loss" in rows[0] and "mlm_loss" not in rows[0] and "nsp_loss" not in rows[0]
+    assert "val_lm_accuracy" in rows[-1] and "perplexity" in rows[0]
+    saved = json.loads((out / "model" / "config.json").read_text())
+    assert saved["is_decoder"] and saved["architectures"] == ["BertForMaskedLM"]
+    assert bertkit.load_model(out / "model", head="classification", num_labels=2).config.causal
+    # MLM without NSP on the same NSP samples, with BERT's [MASK]-only row of Table 8
+    with pytest.warns(UserWarning, match=r"fine-tuning inputs never contain \[MASK\]"):
+        assert main(["pretrain", "run", str(data), "--out", str(tmp_path / "mlm"), "--model", str(tmp_path / "tiny.json"),
+                     "--no-pair-objective", "--mask-mix", "100/0/0", "--max-steps", "2", "--batch-size", "8",
+                     "--log-every", "1", "--no-bf16", "--quiet"]) == 0
+    assert "nsp_loss" not in records(tmp_path / "mlm")[0] and "mlm_loss" in records(tmp_path / "mlm")[0]
+    assert not any(k.startswith("cls.seq_relationship") for k in weights(tmp_path / "mlm"))
+    with pytest.raises(ValueError, match="must sum to 1"):
+        pretrain(data, tmp_path / "bad", model=TINY, mask_mix="80/10/20", max_steps=1, **QUIET)
+    static = make_data(tmp_path, masking="static")
+    with pytest.raises(ValueError, match="unmasked text"):
+        pretrain(static, tmp_path / "static", model=TINY, objective="left_to_right", max_steps=1, batch_size=4, **QUIET)

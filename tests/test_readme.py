@@ -26,6 +26,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch, capsys):
         exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
     assert (tmp_path / "minilm-sentiment" / "model.safetensors").is_file()
     assert (tmp_path / "rt-predictor" / "bertkit.json").is_file()
+    assert (tmp_path / "rt-student" / "bertkit.json").is_file()
+    assert namespace["student"].model.config.num_layers == 2
     vectors = namespace["vectors"]
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     assert "confusion matrix" in capsys.readouterr().out

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO, Any, Literal, TextIO
 
 from bertkit.api.learner import get_learner
-from bertkit.api.outputs import check_finetune
 from bertkit.api.predictor import get_predictor, load_predictor
 from bertkit.api.preprocessor import Preprocessor
 from bertkit.api.streaming import Item, read_lines, stream_predictions, text_item
@@ -23,6 +22,7 @@ from bertkit.cli_options import add_options, call, option_names
 from bertkit.io import atomic_dir, save_json
 from bertkit.tasks.registry import TASKS, task_class
 from bertkit.tasks.report import Evaluation
+from bertkit.train.outputs import check_finetune
 from bertkit.train.schedules import ScheduleName
 
 
@@ -111,18 +111,26 @@ def _read(task: Any, path: str, options: dict[str, Any] | None, *, labelled: boo
     return examples, targets
 
 
-def evaluate(predictor: str, data: str, *, read_options: dict[str, Any] | None = None) -> Evaluation:
+def evaluate(predictor: str, data: str, *, predictions: str | None = None,
+             read_options: dict[str, Any] | None = None) -> Evaluation:  # fmt: skip
     """The task's report of a saved predictor on a labelled file (printed and returned).
 
     Args:
         predictor: folder written by finetune or Predictor.save
         data: labelled file in the task's format
+        predictions: write the predictions here in the task's standard format (qa: the official
+            SQuAD JSON, question id -> answer)
         read_options: options of the task's file reader, e.g. {"text_column": "sentence"}
     """
     loaded = load_predictor(predictor)
     examples, targets = _read(loaded.task, data, read_options, labelled=True)
     result = loaded.evaluate(examples, targets)
     print(result)
+    if predictions is not None:
+        if result.predictions is None:
+            raise ValueError(f"the {loaded.task.name} task has no standard predictions file format")
+        save_json(predictions, result.predictions)
+        print(f"wrote the predictions to {predictions}")
     return result
 
 
@@ -175,7 +183,7 @@ def _finetune_command(args: argparse.Namespace) -> int:
 def _evaluate_command(args: argparse.Namespace) -> int:
     loaded_task = _folder_task(args.predictor)
     read_options = {k: getattr(args, k) for k in option_names(task_class(loaded_task).read) if hasattr(args, k)}
-    evaluate(args.predictor, args.data, read_options=read_options)
+    evaluate(args.predictor, args.data, predictions=args.predictions, read_options=read_options)
     return 0
 
 

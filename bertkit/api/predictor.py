@@ -9,7 +9,8 @@ loads offline, without the training data, and appears whole or not at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from bertkit._version import __version__
 from bertkit.io import atomic_dir, save_json
 from bertkit.model import BertkitModel, load_model
 from bertkit.model.checkpoint import write_model_files
+from bertkit.precision import apply_precision, check_precision
 from bertkit.tasks.base import Task, TaskData
 from bertkit.tasks.inference import forward_features
 from bertkit.tasks.registry import task_class
@@ -43,6 +45,11 @@ class Predictor:
         self.tokenizer = tokenizer
         self.task = task
         self.batch_size = batch_size
+
+    @property
+    def precision(self) -> str:
+        """How the model runs: "fp32", "bf16" (autocast), "int8" (dynamic quantisation) or "onnx"."""
+        return getattr(self.model, "precision", "fp32")
 
     def get_classes(self) -> list[str]:
         return list(self.task.labels)
@@ -73,20 +80,45 @@ class Predictor:
         outputs, data = self.outputs(examples)
         return self.task.records(outputs, data)
 
+    def stream(self, examples: Iterable[Any], chunk_size: int = 1024, progress: bool = False,
+               ) -> Iterator[dict[str, Any]]:  # fmt: skip
+        """Records (as `records`) of any number of examples, in input order, `chunk_size` examples
+        in memory at a time: a generator over a generator, e.g. the lines of a file."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        from tqdm.auto import tqdm
+
+        iterator = iter(examples)
+        with tqdm(unit="example", disable=not progress, desc="predict") as bar:
+            while chunk := list(islice(iterator, chunk_size)):
+                yield from self.records(chunk)
+                bar.update(len(chunk))
+
     def evaluate(self, examples: Sequence[Any], targets: Sequence[Any]) -> Any:
         """The task's report on labelled examples (printable, with metrics)."""
         data = self.task.featurize(self.tokenizer, list(examples), list(targets), batch_size=self.batch_size)
         outputs = forward_features(self.model, data.features, pad_id=data.pad_id, batch_size=self.batch_size)
         return self.task.evaluate(outputs, data)
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the predictor folder atomically: an existing folder is replaced only on success."""
+    def save(self, folder: str | Path, precision: str | None = None) -> Path:
+        """Write the predictor folder atomically: an existing folder is replaced only on success.
+
+        `precision` ("fp32", "bf16", "int8"; default: this predictor's) is recorded in bertkit.json
+        as the mode `load_predictor` uses unless told otherwise; the weights are always fp32.
+        """
+        if not isinstance(self.model, BertkitModel) or self.precision in ("int8", "onnx"):
+            raise ValueError(f"a predictor running {self.precision} has no fp32 weights to save; load the "
+                             "folder with precision='fp32', then save(folder, precision=...)")  # fmt: skip
+        precision = check_precision(precision or self.precision)
+        if precision == "onnx":
+            raise ValueError("save an fp32 predictor, then run `bertkit export --onnx FOLDER` on it")
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
             write_model_files(self.model, tmp)
             self.tokenizer.save(tmp)
             meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": self.task.name,
-                    "settings": self.task.to_json(), "bertkit_version": __version__}  # fmt: skip
+                    "settings": self.task.to_json(), "precision": precision,
+                    "bertkit_version": __version__}  # fmt: skip
             save_json(tmp / META_FILE, meta)
         return folder
 
@@ -102,11 +134,12 @@ def get_predictor(model: BertkitModel, preproc: Any, batch_size: int = 32) -> Pr
 
 
 def load_predictor(folder: str | Path, batch_size: int = 32, device: str | None = None,
-                   task: str | None = None) -> Predictor:  # fmt: skip
+                   task: str | None = None, precision: str | None = None) -> Predictor:  # fmt: skip
     """Load a folder written by `Predictor.save`, checking every file first; no network needed.
 
     `device`: "cpu", "cuda", ...; None uses a GPU when there is one. `task`: the task the caller
-    expects (a folder of another task is then an error).
+    expects (a folder of another task is then an error). `precision`: "fp32", "bf16", "int8"
+    (CPU) or "onnx" (needs `bertkit export --onnx`); None takes the one the folder records.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -130,8 +163,11 @@ def load_predictor(folder: str | Path, batch_size: int = 32, device: str | None 
     except Exception as error:
         raise PredictorError(f"could not load the model in {folder} (config.json, model.safetensors) "
                              f"for the task in {META_FILE}: {error}") from error  # fmt: skip
+    precision = check_precision(precision or _check_json(folder / META_FILE).get("precision", "fp32"))
+    if precision in ("int8", "onnx"):
+        device = "cpu"  # quantised linear layers and our ONNX session run on the CPU
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return Predictor(model, tokenizer, settings, batch_size)
+    return Predictor(apply_precision(model, precision, folder), tokenizer, settings, batch_size)
 
 
 def _read_task(path: Path) -> Task:

@@ -148,7 +148,8 @@ def pad_collate(
     """Stack a list of feature dicts into tensors, padding per-token fields to the longest item.
 
     A field is per-token when each value has the same shape as that feature's `input_ids`
-    (list of floats excepted: that is a multi-label target). Pad values: `input_ids` → pad_id,
+    (list of floats excepted: that is a multi-label target), or is a (seq, k) float array for
+    (seq,) ids (a vector per token, padded with zero rows). Pad values: `input_ids` → pad_id,
     `*labels` → -100, `special_tokens_mask` → 1, anything else → 0. Other fields (class ids,
     float targets, multi-label vectors, span positions) are stacked. Values torch cannot hold
     (strings, None in word ids, ...) are returned as a plain list.
@@ -161,6 +162,9 @@ def pad_collate(
     batch: dict[str, Any] = {}
     for key in features[0]:
         values = [f[key] for f in features]
+        if all(_is_token_vectors(v, f["input_ids"]) for v, f in zip(values, features, strict=True)):
+            batch[key] = _pad_rows(values, longest)
+            continue
         per_token = all(
             _shape(v) == _shape(f["input_ids"]) and _shape(v) != () and not _is_float_list(v)
             for v, f in zip(values, features, strict=True)
@@ -169,6 +173,21 @@ def pad_collate(
             values = [_pad_last(v, longest, _pad_value(key, pad_id)) for v in values]
         batch[key] = _to_tensor(values)
     return batch
+
+
+def _is_token_vectors(value: Any, input_ids: Any) -> bool:
+    """A float array of one vector per token, (seq, k) for (seq,) ids: per-token scores (for
+    example a teacher's logits in distillation)."""
+    return (isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind == "f"
+            and not isinstance(_shape(input_ids), tuple) and value.shape[0] == len(input_ids))
+
+
+def _pad_rows(values: list[np.ndarray], length: int) -> torch.Tensor:
+    """(batch, length, k) float32: each (seq, k) array padded with zero rows."""
+    out = np.zeros((len(values), length, values[0].shape[1]), dtype=np.float32)
+    for i, value in enumerate(values):
+        out[i, : len(value)] = value
+    return torch.from_numpy(out)
 
 
 def _to_tensor(values: list[Any]) -> Any:

@@ -16,6 +16,7 @@ import torch
 
 from ..config import EncoderConfig
 from ..io import atomic_dir, save_json
+from .heads import BiLstmTagger
 from .model import BertkitModel
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ _DISTILBERT_LAYER = [
     ("transformer.layer.{}.ffn.lin2", "feed_forward.output"),
     ("transformer.layer.{}.output_layer_norm", "output_norm"),
 ]
-_ALBERT = "encoder.albert_layer_groups.0.albert_layers.{}."
+# One group holds the shared layer; partially shared models are saved as one group per layer.
+_ALBERT = "encoder.albert_layer_groups.{}.albert_layers.0."
 _ALBERT_LAYER = [
     ((_ALBERT + "attention.query", _ALBERT + "attention.key", _ALBERT + "attention.value"), "attention.qkv"),
     (_ALBERT + "attention.dense", "attention.output"),
@@ -98,7 +100,7 @@ ARCHITECTURES = {
 _ARCH_SUFFIX = {
     None: "Model", "mlm": "ForMaskedLM", "pretraining": "ForPreTraining",
     "classification": "ForSequenceClassification", "token_classification": "ForTokenClassification",
-    "qa": "ForQuestionAnswering", "multiple_choice": "ForMultipleChoice",
+    "qa": "ForQuestionAnswering", "multiple_choice": "ForMultipleChoice", "bilstm_tagger": "BiLstmTagger",
 }
 
 
@@ -125,6 +127,10 @@ def head_table(family: str, head: str | None) -> list[tuple[tuple[str, ...], str
         pairs = _OUT
     elif head == "qa":
         pairs = _QA
+    elif head == "bilstm_tagger":  # bertkit's own head: saved under its own names
+        lstm = [f"lstm.{w}_{m}_l{i}{r}" for i in range(BiLstmTagger.DEPTH) for r in ("", "_reverse")
+                for w in ("weight", "bias") for m in ("ih", "hh")]  # fmt: skip
+        return [((f"classifier.{k}",), f"classifier.{k}") for k in [*lstm, "out.weight", "out.bias"]]
     else:
         pairs = []
     return _expand(pairs)
@@ -137,8 +143,7 @@ def key_table(config: EncoderConfig, head: str | None) -> dict[str, tuple[str, .
         table["encoder.pooler.dense.weight"], table["encoder.pooler.dense.bias"] = ("pooler.weight",), ("pooler.bias",)
     else:
         table["encoder.pooler.dense.weight"], table["encoder.pooler.dense.bias"] = ("pooler.dense.weight",), ("pooler.dense.bias",)
-    unique = 1 if config.share_layers else config.num_layers
-    for i in range(unique):
+    for i in range(config.unique_layers):
         for ckpt, ours in _expand(_LAYERS[config.family]):
             table[f"encoder.layers.{i}.{ours}"] = tuple(c.format(i) for c in ckpt)
     for ckpt, ours in head_table(config.family, head):
@@ -148,7 +153,8 @@ def key_table(config: EncoderConfig, head: str | None) -> dict[str, tuple[str, .
 
 def known_head_keys(family: str) -> set[str]:
     """Every checkpoint key of every head of this family: unused ones are dropped, not errors."""
-    heads = ("mlm", "pretraining", "classification", "token_classification", "qa", "multiple_choice")
+    heads = ("mlm", "pretraining", "classification", "token_classification", "qa", "multiple_choice",
+             "bilstm_tagger")
     return {k for h in heads for ckpt, _ in head_table(family, h) for k in ckpt}
 
 
@@ -317,7 +323,7 @@ def load_model(name_or_path: str | Path, head: str | None = None, num_labels: in
 
 
 def _checkpoint_num_labels(state: dict[str, torch.Tensor], family: str, head: str | None) -> int | None:
-    if head not in ("classification", "token_classification"):
+    if head not in ("classification", "token_classification", "bilstm_tagger"):
         return None
     for ckpt, ours in head_table(family, head):
         if ours == "classifier.out.weight" and ckpt[0] in state:

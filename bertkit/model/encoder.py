@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,6 +86,23 @@ class SelfAttention(nn.Module):
         )
         return self.output(out.transpose(1, 2).reshape(batch, seq, hidden))
 
+    def forward_packed(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """x: (tokens, hidden), the real tokens of several sequences back to back (inference only).
+
+        The projections see only real tokens; attention runs once per sequence, on its own
+        length, so no query or key is ever padding and SDPA needs no mask.
+        """
+        tokens, hidden = x.shape
+        qkv = self.qkv(x).view(tokens, 3, self.num_heads, -1)  # (tokens, 3, heads, dim)
+        out = torch.empty(tokens, self.num_heads, hidden // self.num_heads, dtype=qkv.dtype, device=x.device)
+        start = 0
+        for n in lengths:
+            # (1, heads, n, dim) views: 4-D inputs let SDPA pick its fused (flash) kernel on CPU too
+            q, k, v = qkv[start : start + n].permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
+            out[start : start + n] = F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1)
+            start += n
+        return self.output(out.view(tokens, hidden))
+
 
 class FeedForward(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int, act: str) -> None:
@@ -110,6 +130,11 @@ class Layer(nn.Module):
         x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
         return self.output_norm(x + self.dropout(self.feed_forward(x)))
 
+    def forward_packed(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """The same layer on packed real tokens (tokens, hidden); see `SelfAttention.forward_packed`."""
+        x = self.attention_norm(x + self.attention.forward_packed(x, lengths))
+        return self.output_norm(x + self.feed_forward(x))
+
 
 class Pooler(nn.Module):
     """tanh(dense(first token)): the sentence vector BERT's pair and classification heads read."""
@@ -118,17 +143,49 @@ class Pooler(nn.Module):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))
+    def forward(self, hidden: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """`index` (batch,): read that position instead of the first (a causal encoder's last token)."""
+        first = hidden[:, 0] if index is None else hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+        return torch.tanh(self.dense(first))
 
 
 def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """(batch, seq) 1/0 mask -> (batch, 1, 1, seq) additive bias for SDPA; None when nothing is padded."""
-    if attention_mask is None or bool(attention_mask.all()):
-        return None  # lets SDPA pick its fastest kernel
+    if attention_mask is None:
+        return None
+    # An exported graph (ONNX) must keep the mask for every batch it will see; eager runs skip it
+    # when nothing is padded, which lets SDPA pick its fastest kernel.
+    if not torch.compiler.is_exporting() and bool(attention_mask.all()):
+        return None
     bias = torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device)
     bias.masked_fill_(attention_mask == 0, torch.finfo(dtype).min)
     return bias[:, None, None, :]
+
+
+def causal_bias(attention_mask: torch.Tensor | None, length: int, dtype: torch.dtype,
+                device: torch.device) -> torch.Tensor:
+    """The padding bias (or None) combined with a (seq, seq) bias that hides every later position."""
+    later = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
+    bias = torch.zeros(length, length, dtype=dtype, device=device).masked_fill_(later, torch.finfo(dtype).min)
+    padding = attention_bias(attention_mask, dtype)
+    # minimum, not sum: two finfo.min would overflow to -inf
+    return bias[None, None] if padding is None else torch.minimum(padding, bias)
+
+
+def last_positions(attention_mask: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
+    """(batch,) index of each row's last real token: the one position a causal encoder lets see all."""
+    if attention_mask is None:
+        return torch.full((hidden.shape[0],), hidden.shape[1] - 1, device=hidden.device)
+    return (attention_mask.sum(dim=1) - 1).clamp(min=0).long()
+
+
+def share_blocks(layers: nn.ModuleList, blocks: str) -> None:
+    """ALBERT's partial sharing: every layer reuses the first layer's attention or feed-forward block
+    (with its layer norm); the other block stays per layer."""
+    names = {"attention": ("attention", "attention_norm"), "feed_forward": ("feed_forward", "output_norm")}[blocks]
+    for layer in layers[1:]:
+        for name in names:
+            setattr(layer, name, getattr(layers[0], name))
 
 
 class Encoder(nn.Module):
@@ -145,25 +202,67 @@ class Encoder(nn.Module):
             nn.Linear(config.embedding_size, config.hidden_size)
             if config.embedding_size != config.hidden_size else None
         )
-        unique = 1 if config.share_layers else config.num_layers
-        self.layers = nn.ModuleList(Layer(config) for _ in range(unique))
+        self.layers = nn.ModuleList(Layer(config) for _ in range(config.unique_layers))
+        if config.share_layers and config.shared_blocks != "all":
+            share_blocks(self.layers, config.shared_blocks)
         self.pooler = Pooler(config.hidden_size) if pooler else None
+        self.packed = False  # inference switch, see `packed_inference`
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False):
         """Return (last hidden state, tuple of every layer's hidden states or None, pooled or None)."""
+        if self.packed and not self.training and not output_hidden_states and attention_mask is not None:
+            return self.forward_packed(input_ids, attention_mask, token_type_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, embedding)
         if self.project is not None:
             x = self.project(x)  # (batch, seq, hidden)
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        mask = attention_bias(attention_mask, dtype)
+        causal = self.config.causal
+        mask = causal_bias(attention_mask, x.shape[1], dtype, x.device) if causal else attention_bias(attention_mask, dtype)
         states = [x] if output_hidden_states else None
         for i in range(self.config.num_layers):
-            x = self.layers[0 if self.config.share_layers else i](x, mask)
+            x = self.layers[i % len(self.layers)](x, mask)
             if states is not None:
                 states.append(x)
-        pooled = self.pooler(x) if self.pooler is not None else None
+        pooled = None
+        if self.pooler is not None:
+            pooled = self.pooler(x, last_positions(attention_mask, x) if causal else None)
         return x, tuple(states) if states is not None else None, pooled
+
+    def forward_packed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       token_type_ids: torch.Tensor | None = None):  # fmt: skip
+        """`forward` without compute on padding: (last hidden state, None, pooled).
+
+        Real tokens are gathered into one (tokens, hidden) matrix that the linear layers and norms
+        process; attention runs per sequence. Padded positions of the returned (batch, seq, hidden)
+        state are zero.
+        """
+        x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, embedding)
+        real = attention_mask.bool()
+        lengths = real.sum(1).tolist()
+        x = x[real]  # (tokens, embedding), sequence by sequence
+        if self.project is not None:
+            x = self.project(x)
+        for i in range(self.config.num_layers):
+            x = self.layers[0 if self.config.share_layers else i].forward_packed(x, lengths)
+        out = x.new_zeros(*attention_mask.shape, x.shape[-1])
+        out[real] = x
+        pooled = self.pooler(out) if self.pooler is not None else None
+        return out, None, pooled
+
+
+@contextlib.contextmanager
+def packed_inference(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Within the block, encoders of `model` in eval mode skip padding (`Encoder.forward_packed`)."""
+    encoders = [m for m in model.modules() if isinstance(m, Encoder)]
+    before = [e.packed for e in encoders]
+    for e in encoders:
+        e.packed = enabled
+    try:
+        yield
+    finally:
+        for e, value in zip(encoders, before, strict=True):
+            e.packed = value
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -9,9 +9,10 @@ from torch import nn
 
 from .encoder import activation
 
-Head = Literal["mlm", "pretraining", "classification", "token_classification", "qa", "multiple_choice"]
+Head = Literal["mlm", "pretraining", "classification", "token_classification", "qa", "multiple_choice",
+               "bilstm_tagger"]
 HEADS: tuple[str, ...] = ("mlm", "pretraining", "classification", "token_classification", "qa",
-                          "multiple_choice")
+                          "multiple_choice", "bilstm_tagger")
 
 
 class MaskedLM(nn.Module):
@@ -78,6 +79,32 @@ class TokenClassifier(nn.Module):
 
     def forward(self, hidden: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
         return self.out(self.dropout(hidden))
+
+
+class BiLstmTagger(nn.Module):
+    """The BERT paper's feature-based tagger: the top four layers of a frozen encoder, concatenated,
+    into a two-layer BiLSTM as wide as the encoder (768 units for BERT-base, as in the paper), then
+    a linear layer to the tags. bertkit's own head: `transformers` has no class for it."""
+
+    LAYERS, DEPTH = 4, 2
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float, encoder_layers: int) -> None:
+        super().__init__()
+        self.layers = min(self.LAYERS, encoder_layers)  # fewer in encoders of fewer layers
+        self.lstm = nn.LSTM(self.layers * hidden_size, hidden_size, num_layers=self.DEPTH, batch_first=True,
+                            bidirectional=True, dropout=dropout)  # fmt: skip
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * hidden_size, num_labels)
+
+    def forward(self, states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None) -> torch.Tensor:
+        features = torch.cat(states[-self.layers :], dim=-1)  # (batch, seq, 4 * hidden)
+        seq = features.shape[1]
+        lengths = (attention_mask.sum(-1) if attention_mask is not None
+                   else torch.full(features.shape[:1], seq)).cpu()  # fmt: skip
+        # packed, so the backward direction starts at each sentence's last token, not at padding
+        packed = nn.utils.rnn.pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
+        hidden, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=seq)
+        return self.out(self.dropout(hidden))  # (batch, seq, num_labels)
 
 
 def needs_pooler(family: str, head: str | None) -> bool:

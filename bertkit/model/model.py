@@ -13,6 +13,7 @@ from ..config import EncoderConfig
 from .encoder import Encoder, init_weights
 from .heads import (
     HEADS,
+    BiLstmTagger,
     MaskedLM,
     PairClassifier,
     SequenceClassifier,
@@ -47,7 +48,7 @@ class BertkitModel(nn.Module):
                                 config.activation, config.layer_norm_eps)
         if head == "pretraining" and config.family in ("bert", "albert"):
             self.pair = PairClassifier(config.hidden_size, config.head_dropout if config.family == "albert" else 0.0)
-        if head in ("classification", "token_classification", "multiple_choice"):
+        if head in ("classification", "token_classification", "multiple_choice", "bilstm_tagger"):
             check_labels(num_labels, config.labels)
             num_labels = num_labels or len(config.labels) or (1 if head == "multiple_choice" else 2)
         self.num_labels = num_labels
@@ -64,7 +65,17 @@ class BertkitModel(nn.Module):
         elif head == "qa":
             qa_dropout = config.hidden_dropout if config.family == "distilbert" else 0.0
             self.classifier = TokenClassifier(config.hidden_size, 2, qa_dropout)
+        elif head == "bilstm_tagger":
+            self.classifier = BiLstmTagger(config.hidden_size, num_labels, dropout, config.num_layers)
         self.apply_init()
+        if head == "bilstm_tagger":
+            self.encoder.requires_grad_(False)  # the feature-based approach: only the tagger learns
+
+    def train(self, mode: bool = True) -> BertkitModel:
+        super().train(mode)
+        if self.head_name == "bilstm_tagger":
+            self.encoder.eval()  # frozen features: no dropout in the encoder
+        return self
 
     def apply_init(self) -> None:
         init_weights(self)
@@ -79,6 +90,12 @@ class BertkitModel(nn.Module):
             input_ids, attention_mask, token_type_ids = (
                 t.flatten(0, 1) if t is not None else None for t in (input_ids, attention_mask, token_type_ids)
             )
+        if self.head_name == "bilstm_tagger":
+            with torch.no_grad():  # a frozen encoder: features, no graph
+                hidden, states, pooled = self.encoder(input_ids, attention_mask, token_type_ids, True)
+            out = ModelOutput(hidden, states if output_hidden_states else None, pooled)
+            out.logits = self.classifier(states, attention_mask)
+            return out
         hidden, states, pooled = self.encoder(input_ids, attention_mask, token_type_ids, output_hidden_states)
         out = ModelOutput(hidden, states, pooled)
         if self.mlm is not None:

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bertkit.pretrain.corpus import prepare_corpus
+from bertkit.pretrain.corpus import FORMATS, prepare_corpus
 from bertkit.pretrain.documents import DEFAULT_PATTERNS, find_files
+from bertkit.pretrain.masking import OBJECTIVES
 from bertkit.pretrain.vocab import FAMILIES, train_vocab
 
 
@@ -24,7 +25,7 @@ def _prepare(args: argparse.Namespace) -> int:
     manifest = prepare_corpus(
         args.inputs, args.tokenizer, args.out, format=args.format, max_length=args.max_length,
         short_seq_prob=args.short_seq_prob, dupe_factor=args.dupe_factor, masking=args.masking,
-        mlm_probability=args.mlm_probability, whole_word=args.whole_word, seed=args.seed,
+        mlm_probability=args.mlm_probability, mask_mix=args.mask_mix, whole_word=args.whole_word, seed=args.seed,
         workers=args.workers, doc_separator=args.doc_separator,
         patterns=args.patterns or DEFAULT_PATTERNS, show_progress=not args.quiet)
     print(f"{manifest.num_samples} {manifest.format} samples, {manifest.num_tokens} tokens, "
@@ -44,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
     model_dir = pretrain(
         None if phases else args.data, args.out, phases=phases, model=model,
         layers=args.layers, hidden=args.hidden, heads=args.heads, intermediate=args.intermediate,
-        dropout=args.dropout, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        dropout=args.dropout, objective=args.objective, pair_objective=args.pair_objective,
+        mask_mix=args.mask_mix, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
         optimizer=args.optimizer, weight_decay=args.weight_decay, warmup=args.warmup,
         max_steps=args.max_steps, epochs=args.epochs, max_minutes=args.max_minutes, bf16=args.bf16,
         eval_data=args.eval_data, eval_every=args.eval_every,
@@ -78,12 +80,16 @@ def _add_prepare(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", help="text files or folders (searched recursively)")
     p.add_argument("--tokenizer", required=True, help="tokenizer folder (e.g. from `pretrain vocab`)")
     p.add_argument("--out", required=True, help="output folder (shards + manifest.json + tokenizer/)")
-    p.add_argument("--format", choices=("nsp", "sop", "full_sentences"), default="nsp")
+    p.add_argument("--format", choices=FORMATS, default="nsp",
+                   help="nsp (BERT pairs), sop (ALBERT), full_sentences (RoBERTa, packed across "
+                        "documents), doc_sentences (packed, never crossing a document)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--short-seq-prob", type=float, default=0.1)
     p.add_argument("--dupe-factor", type=int, default=1)
     p.add_argument("--masking", choices=("dynamic", "static"), default="dynamic")
     p.add_argument("--mlm-probability", type=float, default=0.15)
+    p.add_argument("--mask-mix", default="80/10/10",
+                   help="shares of selected tokens replaced by [MASK] / a random token / left unchanged")
     p.add_argument("--whole-word", action="store_true", help="mask whole words")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--workers", type=int, default=2)
@@ -105,6 +111,13 @@ def _add_run(sub: Any) -> None:
         p.add_argument(f"--{flag}", type=int, help=f"override the preset's {flag}")
     p.add_argument("--dropout", type=float, help="dropout during pre-training only (0 suits short "
                                                  "budgets); the saved config keeps the model's own")
+    p.add_argument("--objective", choices=OBJECTIVES, default="mlm",
+                   help="mlm (masked LM, + NSP/SOP on pair data) or left_to_right (causal encoder, "
+                        "next-token loss, no NSP)")
+    p.add_argument("--pair-objective", action=argparse.BooleanOptionalAction, default=True,
+                   help="NSP/SOP loss on nsp/sop data (--no-pair-objective: MLM alone, same samples)")
+    p.add_argument("--mask-mix", help="[MASK]/random/unchanged shares for dynamic masking, e.g. "
+                                      "100/0/0 (default: the prepared corpus's, normally 80/10/10)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=32, help="per process and micro-batch")
     p.add_argument("--grad-accum", type=int, default=1)

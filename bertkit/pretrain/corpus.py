@@ -1,4 +1,4 @@
-"""Documents (`documents.py`) → NSP / SOP / full-sentence samples → token shards.
+"""Documents (`documents.py`) → NSP / SOP / full-sentence / doc-sentence samples → token shards.
 
 Two stages. Reading, sentence splitting and tokenising run per file in `workers` processes;
 sample building (which for NSP draws B from other documents) then runs in this process with one
@@ -22,11 +22,20 @@ from tqdm.auto import tqdm
 
 from bertkit.io import atomic_write_bytes
 from bertkit.pretrain.documents import DEFAULT_PATTERNS, DocSeparator, find_files, read_documents
-from bertkit.pretrain.masking import batch_seed, mask_tokens, word_start_table
+from bertkit.pretrain.masking import (
+    DEFAULT_MIX,
+    MaskMix,
+    batch_seed,
+    mask_tokens,
+    parse_mask_mix,
+    word_start_table,
+)
 from bertkit.pretrain.shards import MANIFEST, Manifest, Sample, ShardWriter
 from bertkit.tokenizer import Tokenizer
 
-Format = Literal["nsp", "sop", "full_sentences"]
+Format = Literal["nsp", "sop", "full_sentences", "doc_sentences"]
+FORMATS: tuple[str, ...] = ("nsp", "sop", "full_sentences", "doc_sentences")
+PACKED = ("full_sentences", "doc_sentences")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
@@ -182,9 +191,11 @@ def _pair_sample(pair: Pair, sp: _Specials) -> Sample:
     return Sample(ids, b_start, label, starts)
 
 
-def _packed(docs: list[_Doc], sp: _Specials, max_tokens: int) -> Iterator[Sample]:
+def _packed(docs: list[_Doc], sp: _Specials, max_tokens: int, cross_documents: bool = True) -> Iterator[Sample]:
     """RoBERTa FULL-SENTENCES: contiguous sentences up to `max_tokens`, crossing documents with
-    an extra separator; a sentence longer than a whole sample is cut into pieces."""
+    an extra separator; a sentence longer than a whole sample is cut into pieces. With
+    `cross_documents=False`, DOC-SENTENCES: a document's end also ends the sample (so samples near
+    the end of a document are shorter)."""
     ids: list[np.ndarray] = []
     starts: list[np.ndarray] = []
     whole_word = bool(docs) and docs[0].starts is not None
@@ -198,7 +209,9 @@ def _packed(docs: list[_Doc], sp: _Specials, max_tokens: int) -> Iterator[Sample
     for d, doc in enumerate(docs):
         pieces = [(x[k:k + max_tokens], None if doc.starts is None else doc.starts[j][k:k + max_tokens], False)
                   for j, x in enumerate(doc.ids) for k in range(0, len(x), max_tokens)]
-        if d > 0:
+        if d > 0 and not cross_documents and ids:
+            yield emit()
+        if d > 0 and cross_documents:
             pieces.insert(0, (np.array([sp.sep], np.int32), np.array([True]), True))
         for piece, piece_starts, is_separator in pieces:
             if sum(map(len, ids)) + len(piece) > max_tokens:
@@ -212,7 +225,7 @@ def _packed(docs: list[_Doc], sp: _Specials, max_tokens: int) -> Iterator[Sample
 
 
 def _static_mask(samples: list[Sample], seed: int, special_ids: list[int], mask_id: int,
-                 vocab_size: int, mlm_probability: float) -> None:
+                 vocab_size: int, mlm_probability: float, mask_mix: MaskMix = DEFAULT_MIX) -> None:
     """Mask a group of samples in place: ids become the corrupted ids, mlm_labels the targets."""
     length = max(len(s.ids) for s in samples)
     ids = torch.zeros((len(samples), length), dtype=torch.long)
@@ -226,7 +239,7 @@ def _static_mask(samples: list[Sample], seed: int, special_ids: list[int], mask_
     generator = torch.Generator().manual_seed(seed)
     masked, labels = mask_tokens(ids, special_mask=special, mask_id=mask_id, vocab_size=vocab_size,
                                  mlm_probability=mlm_probability, generator=generator,
-                                 word_starts=starts, special_ids=special_ids)
+                                 word_starts=starts, special_ids=special_ids, mask_mix=mask_mix)
     for row, s in enumerate(samples):
         s.ids = masked[row, : len(s.ids)].numpy().astype(np.int32)
         s.mlm_labels = labels[row, : len(s.ids)].numpy().astype(np.int32)
@@ -234,9 +247,9 @@ def _static_mask(samples: list[Sample], seed: int, special_ids: list[int], mask_
 
 def _sample_groups(docs: list[_Doc], fmt: str, sp: _Specials, max_length: int,
                    short_seq_prob: float, seed: int, dupe_round: int) -> Iterator[tuple[int, list[Sample]]]:
-    """(group key, samples) per document for nsp/sop, per 256 packed samples for full_sentences."""
-    if fmt == "full_sentences":
-        packed = list(_packed(docs, sp, max_length - 2))
+    """(group key, samples) per document for nsp/sop, per 256 packed samples otherwise."""
+    if fmt in PACKED:
+        packed = list(_packed(docs, sp, max_length - 2, cross_documents=fmt == "full_sentences"))
         for g in range(0, len(packed), 256):
             yield g, packed[g:g + 256]
         return
@@ -249,7 +262,7 @@ def _sample_groups(docs: list[_Doc], fmt: str, sp: _Specials, max_length: int,
 
 def _round_samples(docs: list[_Doc], fmt: str, tokenizer: Tokenizer, max_length: int,
                    short_seq_prob: float, seed: int, dupe_round: int,
-                   static_probability: float | None) -> Iterator[Sample]:
+                   static_probability: float | None, mask_mix: MaskMix = DEFAULT_MIX) -> Iterator[Sample]:
     """One dupe round's samples, masked group by group when `static_probability` is set."""
     sp = _Specials(tokenizer.cls_id, tokenizer.sep_id, tokenizer.cls_token == "<s>")
     groups = _sample_groups(docs, fmt, sp, max_length, short_seq_prob, seed, dupe_round)
@@ -257,13 +270,13 @@ def _round_samples(docs: list[_Doc], fmt: str, tokenizer: Tokenizer, max_length:
         if samples and static_probability is not None:
             _static_mask(samples, batch_seed(seed, dupe_round, [key, -1]),
                          sorted(tokenizer.special_ids), tokenizer.mask_id, tokenizer.vocab_size,
-                         static_probability)
+                         static_probability, mask_mix)
         yield from samples
 
 
 def _check_args(fmt: str, max_length: int, masking: str, dupe_factor: int, workers: int) -> None:
-    if fmt not in ("nsp", "sop", "full_sentences"):
-        raise ValueError(f"format must be 'nsp', 'sop' or 'full_sentences', got {fmt!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if masking not in ("dynamic", "static"):
         raise ValueError(f"masking must be 'dynamic' or 'static', got {masking!r}")
     if max_length < 8:
@@ -283,19 +296,23 @@ def _clear(out: Path) -> None:
 def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_dir: str | Path, *,
                    format: Format = "nsp", max_length: int = 128, short_seq_prob: float = 0.1,
                    dupe_factor: int = 1, masking: Literal["dynamic", "static"] = "dynamic",
-                   mlm_probability: float = 0.15, whole_word: bool = False, seed: int = 12345,
+                   mlm_probability: float = 0.15, mask_mix: str | Sequence[float] = DEFAULT_MIX,
+                   whole_word: bool = False, seed: int = 12345,
                    workers: int = 2, doc_separator: DocSeparator = "blank_line",
                    patterns: Sequence[str] = DEFAULT_PATTERNS, samples_per_shard: int = 100_000,
                    show_progress: bool = True) -> Manifest:
     """Turn text files (or folders, searched for `patterns`) into pre-training shards in `out_dir`.
 
     `format`: "nsp" (BERT, next_sentence_label 1 = B is random), "sop" (ALBERT,
-    sentence_order_label 1 = swapped) or "full_sentences" (RoBERTa, packed, no pair label).
-    `masking="static"` stores `dupe_factor` differently masked copies; "dynamic" leaves masking to
+    sentence_order_label 1 = swapped), "full_sentences" (RoBERTa, packed across documents, no pair
+    label) or "doc_sentences" (RoBERTa's DOC-SENTENCES: packed, never crossing a document).
+    `mask_mix` is the (mask, random, unchanged) split of selected tokens, "80/10/10" by default;
+    dynamic masking reads it from the manifest. `masking="static"` stores `dupe_factor` differently masked copies; "dynamic" leaves masking to
     `MLMCollator` (nsp/sop still make `dupe_factor` differently cut copies). manifest.json is
     written last, so a folder without one is incomplete.
     """
     _check_args(format, max_length, masking, dupe_factor, workers)
+    mix = parse_mask_mix(mask_mix)
     files = find_files(inputs, patterns)
     tokenizer = load_tokenizer(tokenizer_dir)
     if tokenizer.cls_id is None or tokenizer.sep_id is None or tokenizer.mask_id is None or tokenizer.pad_id is None:
@@ -310,10 +327,10 @@ def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_
     id_dtype = "uint16" if tokenizer.vocab_size <= 65536 else "int32"
     writer = ShardWriter(out, id_dtype, samples_per_shard)
     # Packing is deterministic, so without static masks extra rounds would only repeat samples.
-    rounds = dupe_factor if format != "full_sentences" or masking == "static" else 1
+    rounds = dupe_factor if format not in PACKED or masking == "static" else 1
     for dupe_round in tqdm(range(rounds), desc="sampling", disable=not show_progress):
         for sample in _round_samples(docs, format, tokenizer, max_length, short_seq_prob, seed,
-                                     dupe_round, mlm_probability if masking == "static" else None):
+                                     dupe_round, mlm_probability if masking == "static" else None, mix):
             writer.add(sample)
     shards = writer.close()
     for name in TOKENIZER_FILES:
@@ -325,7 +342,7 @@ def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_
         special_ids={n: getattr(tokenizer, f"{n}_id") for n in ("cls", "sep", "pad", "mask", "unk")},
         all_special_ids=special_ids, seed=seed,
         masking={"mode": masking, "mlm_probability": mlm_probability, "whole_word": whole_word,
-                 "dupe_factor": dupe_factor},
+                 "dupe_factor": dupe_factor, "mix": list(mix)},
         num_samples=sum(s["num_samples"] for s in shards),
         num_tokens=sum(s["num_tokens"] for s in shards), num_documents=len(docs),
         num_files=len(files), short_seq_prob=short_seq_prob, doc_separator=doc_separator,

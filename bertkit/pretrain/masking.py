@@ -1,4 +1,5 @@
-"""Masked-language-model corruption: BERT's 80/10/10 rule, token- or whole-word, static or dynamic.
+"""Masked-language-model corruption: BERT's 80/10/10 rule (or another mix), token- or whole-word,
+static or dynamic; and next-token targets for the left-to-right objective.
 
 Selection is exact, as in BERT's `max_predictions_per_seq` recipe rather than HF's Bernoulli draw:
 each sequence gets `max(1, round(p * n))` masked units, where a unit is a token (or, with
@@ -19,6 +20,10 @@ from bertkit.pretrain.shards import Manifest
 
 IGNORE_INDEX = -100
 WordScheme = Literal["wordpiece", "prefix"]
+Objective = Literal["mlm", "left_to_right"]
+OBJECTIVES: tuple[str, ...] = ("mlm", "left_to_right")
+MaskMix = tuple[float, float, float]
+DEFAULT_MIX: MaskMix = (0.8, 0.1, 0.1)
 # Tokens that begin a word in byte-level BPE (RoBERTa) and SentencePiece/Unigram (ALBERT) vocabularies.
 WORD_PREFIXES = ("Ġ", "▁")
 
@@ -37,6 +42,46 @@ def word_start_table(vocab: dict[str, int], scheme: WordScheme) -> np.ndarray:
     tokens = list(vocab)
     table[[vocab[t] for t in tokens]] = word_starts_for(tokens, scheme)
     return table
+
+
+def parse_mask_mix(mix: str | Sequence[float]) -> MaskMix:
+    """(mask, random, unchanged) shares of the selected tokens from "80/10/10", "0.8,0.1,0.1" or
+    three numbers; percentages are accepted, and the shares must add up to one."""
+    parts = mix.replace(",", "/").split("/") if isinstance(mix, str) else list(mix)
+    try:
+        values = [float(x) for x in parts]
+    except ValueError:
+        raise ValueError(f"mask mix {mix!r}: expected three numbers such as 80/10/10") from None
+    if len(values) != 3 or any(v < 0 for v in values):
+        raise ValueError(f"mask mix {mix!r}: expected three non-negative shares (mask/random/unchanged)")
+    total = sum(values)
+    if abs(total - 100) < 1e-6 and max(values) > 1:
+        values, total = [v / 100 for v in values], 1.0
+    if abs(total - 1) > 1e-6:
+        raise ValueError(f"mask mix {mix!r} adds up to {total:g}: the shares must sum to 1 (or 100)")
+    return values[0], values[1], values[2]
+
+
+def mismatch_note(mix: Sequence[float]) -> str | None:
+    """A note for mixes other than 80/10/10: fine-tuning inputs never hold [MASK], so the share of
+    predicted tokens that pre-training hides behind it is a pre-train/fine-tune mismatch (the BERT
+    paper, Appendix C.2: 100/0/0 cost most in feature-based use; random-only did badly too)."""
+    share_mask, share_random, share_kept = parse_mask_mix(mix)
+    if (share_mask, share_random, share_kept) == DEFAULT_MIX:
+        return None
+    return (f"mask mix {share_mask:.0%}/{share_random:.0%}/{share_kept:.0%} ([MASK]/random/unchanged): "
+            f"fine-tuning inputs never contain [MASK], while pre-training hides {share_mask:.0%} of the "
+            "predicted tokens behind it; the BERT paper (Table 8) found fine-tuning robust to the mix but "
+            "feature-based use hurt by [MASK]-only (and by random-only) masking")
+
+
+def next_token_labels(input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T) targets of the left-to-right objective: position t predicts token t + 1; the last
+    real token and padding (positions >= its length - 1) get -100."""
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    labels[:, :-1] = input_ids[:, 1:]
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+    return labels.masked_fill(positions >= lengths.to(input_ids.device)[:, None] - 1, IGNORE_INDEX)
 
 
 def _select_units(starts: torch.Tensor, maskable: torch.Tensor, p: float,
@@ -60,11 +105,13 @@ def _select_units(starts: torch.Tensor, maskable: torch.Tensor, p: float,
 def mask_tokens(input_ids: torch.Tensor, *, special_mask: torch.Tensor, mask_id: int,
                 vocab_size: int, mlm_probability: float = 0.15,
                 generator: torch.Generator | None = None, word_starts: torch.Tensor | None = None,
-                special_ids: Iterable[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+                special_ids: Iterable[int] = (), mask_mix: Sequence[float] = DEFAULT_MIX,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Corrupt `input_ids` (B, T) for MLM; return (masked_input_ids, labels).
 
     `special_mask` is True at special tokens and padding: they are never selected. Of the selected
-    tokens 80% become `mask_id`, 10% a random id from the vocabulary minus `special_ids`, 10% stay.
+    tokens `mask_mix` = (mask, random, unchanged) shares, by default BERT's 80/10/10, become
+    `mask_id`, a random id from the vocabulary minus `special_ids`, or stay as they are.
     `labels` holds the original id at selected positions and -100 elsewhere. With `word_starts`
     (B, T bool), whole words are selected: a word is a start token plus the continuation tokens after it.
     """
@@ -82,9 +129,10 @@ def mask_tokens(input_ids: torch.Tensor, *, special_mask: torch.Tensor, mask_id:
         starts = maskable & (word_starts.bool() | ~prev_maskable)
     selected = _select_units(starts, maskable, mlm_probability, generator)
     labels = torch.where(selected, input_ids, IGNORE_INDEX)
+    share_mask, share_random, _ = parse_mask_mix(mask_mix)
     roll = torch.rand(input_ids.shape, generator=generator).to(input_ids.device)
-    to_mask = selected & (roll < 0.8)
-    to_random = selected & (roll >= 0.8) & (roll < 0.9)
+    to_mask = selected & (roll < share_mask)
+    to_random = selected & (roll >= share_mask) & (roll < share_mask + share_random)
     allowed = torch.ones(vocab_size, dtype=torch.bool)
     allowed[[i for i in special_ids if 0 <= i < vocab_size]] = False
     pool = allowed.nonzero().squeeze(1)
@@ -112,7 +160,8 @@ def _pad(rows: list[Any], length: int, value: int, dtype: torch.dtype) -> torch.
 
 
 class MLMCollator:
-    """Pad a list of `PretrainDataset` items into a batch and mask it (or pass static masks through).
+    """Pad a list of `PretrainDataset` items into a batch and mask it (or pass static masks through);
+    with `objective="left_to_right"` nothing is masked and `labels` are the next tokens.
 
     Dynamic masks come from a generator seeded by `batch_seed(seed, epoch, indices)`, so a sample
     gets a new pattern every epoch, and a resumed run re-creates exactly the masks it would have
@@ -122,10 +171,14 @@ class MLMCollator:
 
     def __init__(self, *, pad_id: int, mask_id: int, vocab_size: int, special_ids: Iterable[int],
                  mlm_probability: float = 0.15, whole_word: bool = False, seed: int = 0,
-                 pad_to_multiple_of: int | None = None) -> None:
+                 pad_to_multiple_of: int | None = None, mask_mix: Sequence[float] = DEFAULT_MIX,
+                 objective: Objective = "mlm") -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.pad_id, self.mask_id, self.vocab_size = pad_id, mask_id, vocab_size
         self.special_ids = sorted({int(i) for i in special_ids} | {pad_id})
         self.mlm_probability, self.whole_word, self.seed = mlm_probability, whole_word, seed
+        self.mask_mix, self.objective = parse_mask_mix(mask_mix), objective
         self.pad_to_multiple_of = pad_to_multiple_of
         self.epoch = 0
 
@@ -136,8 +189,9 @@ class MLMCollator:
         settings = dict(pad_id=m.special_ids["pad"], mask_id=m.special_ids["mask"],
                         vocab_size=m.vocab_size, special_ids=m.all_special_ids,
                         mlm_probability=m.masking["mlm_probability"],
-                        whole_word=m.masking["whole_word"], seed=m.seed)
-        return cls(**(settings | changes))
+                        whole_word=m.masking["whole_word"], seed=m.seed,
+                        mask_mix=tuple(m.masking.get("mix", DEFAULT_MIX)))
+        return cls(**(settings | {k: v for k, v in changes.items() if v is not None}))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -155,6 +209,12 @@ class MLMCollator:
         for key in ("next_sentence_label", "sentence_order_label"):
             if key in items[0]:
                 batch[key] = torch.tensor([int(it[key]) for it in items], dtype=torch.long)
+        if self.objective == "left_to_right":
+            if "labels" in items[0]:
+                raise ValueError("the left-to-right objective needs unmasked text: prepare the corpus "
+                                 "with masking='dynamic' (static shards store corrupted ids)")
+            batch["labels"] = next_token_labels(input_ids, torch.tensor(lengths))
+            return batch
         if "labels" in items[0]:  # static masking: corrupted at preparation time
             batch["labels"] = _pad([it["labels"] for it in items], length, IGNORE_INDEX, torch.long)
             return batch
@@ -180,4 +240,4 @@ class MLMCollator:
         return mask_tokens(input_ids, special_mask=special, mask_id=self.mask_id,
                            vocab_size=self.vocab_size, mlm_probability=self.mlm_probability,
                            generator=generator, word_starts=word_starts,
-                           special_ids=self.special_ids)
+                           special_ids=self.special_ids, mask_mix=self.mask_mix)

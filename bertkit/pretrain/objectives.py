@@ -1,22 +1,24 @@
-"""Pre-training objectives: masked-LM (+ next-sentence or sentence-order) loss and held-out metrics.
-
-The MLM vocabulary projection runs only at masked positions (`mlm_mask`), about 15% of tokens,
-which is where most of the saving over projecting every token comes from.
+"""Pre-training objectives: masked-LM (+ next-sentence or sentence-order) or left-to-right loss,
+and held-out metrics. The MLM vocabulary projection runs only at masked positions (`mlm_mask`),
+about 15% of tokens; the left-to-right objective uses the same head at every real position.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bertkit.pretrain.masking import IGNORE_INDEX, MLMCollator
+from bertkit.pretrain.masking import IGNORE_INDEX, MLMCollator, Objective
 from bertkit.pretrain.shards import PretrainDataset
 
 PAIR_KEYS = {"next_sentence_label": "nsp", "sentence_order_label": "sop"}
+# Metric prefix per objective: "lm" losses are next-token and never comparable with "mlm" ones.
+PREFIX = {"mlm": "mlm", "left_to_right": "lm"}
 
 
 def _pair_label(batch: dict[str, Any]) -> tuple[str, torch.Tensor] | None:
@@ -27,7 +29,8 @@ def _pair_label(batch: dict[str, Any]) -> tuple[str, torch.Tensor] | None:
 
 
 def _forward(model: nn.Module, batch: dict[str, Any]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """Run the model with logits only at masked positions; returns (output, mask, targets)."""
+    """Run the model with logits only where labels are set (masked tokens, or every position with a
+    next token); returns (output, mask, targets)."""
     labels = batch["labels"]
     mlm_mask = labels != IGNORE_INDEX  # (batch, seq)
     out = model(batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"),
@@ -35,19 +38,23 @@ def _forward(model: nn.Module, batch: dict[str, Any]) -> tuple[Any, torch.Tensor
     return out, mlm_mask, labels[mlm_mask]  # targets: (n_masked,)
 
 
-def pretraining_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-    """MLM cross-entropy over masked tokens, plus NSP/SOP cross-entropy when the batch has pair labels.
+def pretraining_loss(model: nn.Module, batch: dict[str, Any], objective: Objective = "mlm",
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy over the batch's labels (masked tokens for "mlm", next tokens for
+    "left_to_right", as the collator made them), plus NSP/SOP cross-entropy when the model has a
+    pair head and the batch pair labels.
 
-    Metrics: mlm_loss, mlm_accuracy and, with a pair head, nsp_/sop_loss and _accuracy. Perplexity
-    is exp(mean mlm_loss) over a logging window, so `pretrain` derives it from the averaged loss
-    (a mean of per-batch perplexities would overstate it).
+    Metrics: mlm_loss and mlm_accuracy (lm_loss, lm_accuracy for left-to-right) and, with a pair
+    head, nsp_/sop_loss and _accuracy. Perplexity is exp(mean loss) over a logging window, so
+    `pretrain` derives it from the averaged loss (a mean of per-batch perplexities overstates it).
     """
+    name = PREFIX[objective]
     out, _, targets = _forward(model, batch)
-    logits = out.logits.float()  # (n_masked, vocab); float: bf16 log-softmax loses precision
+    logits = out.logits.float()  # (n_targets, vocab); float: bf16 log-softmax loses precision
     mlm_loss = F.cross_entropy(logits, targets)
     with torch.no_grad():
-        metrics = {"mlm_loss": mlm_loss.item(),
-                   "mlm_accuracy": (logits.argmax(-1) == targets).float().mean().item()}
+        metrics = {f"{name}_loss": mlm_loss.item(),
+                   f"{name}_accuracy": (logits.argmax(-1) == targets).float().mean().item()}
     loss = mlm_loss
     pair = _pair_label(batch)
     if pair is not None and out.pair_logits is not None:
@@ -63,14 +70,17 @@ def pretraining_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Ten
 @torch.no_grad()
 def evaluate_pretraining(model: nn.Module, dataset: PretrainDataset, *, batch_size: int = 64,
                          seed: int = 0, max_samples: int | None = None,
-                         device: str | torch.device | None = None) -> dict[str, float]:
-    """Held-out MLM loss, accuracy and perplexity (+ NSP/SOP accuracy), token-weighted.
+                         device: str | torch.device | None = None, objective: Objective = "mlm",
+                         mask_mix: Sequence[float] | None = None) -> dict[str, float]:
+    """Held-out loss, accuracy and perplexity (+ NSP/SOP accuracy), token-weighted: mlm_* over
+    masked tokens, or lm_* over next tokens with `objective="left_to_right"`.
 
     Masking is deterministic: the collator is seeded with `seed` at epoch 0, so every call on the
     same data masks the same tokens and numbers from different checkpoints are comparable.
+    `mask_mix=None` corrupts with the corpus's own mix (BERT's 80/10/10 unless prepared otherwise).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    collator = MLMCollator.from_manifest(dataset.manifest, seed=seed)
+    collator = MLMCollator.from_manifest(dataset.manifest, seed=seed, objective=objective, mask_mix=mask_mix)
     count = len(dataset) if max_samples is None else min(len(dataset), max_samples)
     if count == 0:
         raise ValueError("evaluate_pretraining got an empty dataset")
@@ -91,8 +101,8 @@ def evaluate_pretraining(model: nn.Module, dataset: PretrainDataset, *, batch_si
             pair_correct += int((out.pair_logits.argmax(-1) == pair[1]).sum())
             pairs += int(pair[1].numel())
     model.train(was_training)
-    mlm_loss = loss_sum / max(tokens, 1)
-    metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": correct / max(tokens, 1),
+    mlm_loss, name = loss_sum / max(tokens, 1), PREFIX[objective]
+    metrics = {f"{name}_loss": mlm_loss, f"{name}_accuracy": correct / max(tokens, 1),
                "perplexity": math.exp(min(mlm_loss, 50.0))}
     if pair_name is not None:
         metrics[f"{pair_name}_accuracy"] = pair_correct / pairs

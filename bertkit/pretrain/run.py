@@ -1,4 +1,5 @@
-"""`pretrain`: MLM (+ NSP/SOP) pre-training on prepared shards, in phases, with the one training loop.
+"""`pretrain`: MLM (+ NSP/SOP) or left-to-right pre-training on prepared shards, in phases, with the
+one training loop.
 
 Output folder: `model/` (Hugging Face layout + tokenizer, loads for fine-tuning and in
 transformers), `metrics.jsonl`, `pretraining.png` and `checkpoints/phase-N/step-*` for resuming.
@@ -10,29 +11,38 @@ import json
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from bertkit.api.outputs import check_output, mark_run
 from bertkit.config import PRESETS, EncoderConfig, preset
 from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
 from bertkit.model.checkpoint import write_model_files
 from bertkit.plotting import finish_figure, new_figure
-from bertkit.pretrain.masking import MLMCollator
+from bertkit.pretrain.masking import (
+    DEFAULT_MIX,
+    OBJECTIVES,
+    MLMCollator,
+    Objective,
+    mismatch_note,
+    parse_mask_mix,
+)
 from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.shards import Manifest, PretrainDataset
 from bertkit.train import TrainConfig, TrainState, distributed, fit, native_bf16, set_seed
 from bertkit.train.checkpoint import check_run, fingerprint_data, train_fingerprint
+from bertkit.train.outputs import check_output, mark_run
 from bertkit.train.validation import check_options
 
 FAMILY_PRESETS = {"bert": "bert-base-uncased", "distilbert": "distilbert-base-uncased",
                   "roberta": "roberta-base", "albert": "albert-base-v2"}
-PLOT_KEYS = ("mlm_loss", "mlm_accuracy", "perplexity", "nsp_accuracy", "sop_accuracy")
+PLOT_KEYS = ("mlm_loss", "mlm_accuracy", "lm_loss", "lm_accuracy", "perplexity", "nsp_accuracy", "sop_accuracy")
 
 
 @dataclass
@@ -73,12 +83,18 @@ def _new_config(model: str | dict | EncoderConfig | None, manifest: Manifest, ma
 
 def build_pretraining_model(model: str | dict | EncoderConfig | None, manifest: Manifest, *,
                             max_length: int, layers: int | None = None, hidden: int | None = None,
-                            heads: int | None = None, intermediate: int | None = None) -> BertkitModel:
+                            heads: int | None = None, intermediate: int | None = None,
+                            objective: Objective = "mlm", pair_objective: bool = True) -> BertkitModel:
     """A model with the pre-training head the data calls for: MLM + NSP/SOP for nsp/sop shards of a
-    BERT/ALBERT model, MLM alone otherwise. `model` is a preset name, config (dict or
-    EncoderConfig), None (the base preset of the tokenizer's family) or an existing checkpoint
-    (continued pre-training: its missing MLM head is initialised, tied to its embeddings)."""
-    pair = manifest.pair_label is not None
+    BERT/ALBERT model (unless `pair_objective=False`), MLM alone otherwise; `objective=
+    "left_to_right"` makes the encoder causal and uses the MLM head for next tokens, without a pair
+    head. `model` is a preset name, config (dict or EncoderConfig), None (the base preset of the
+    tokenizer's family) or an existing checkpoint (continued pre-training: its missing MLM head is
+    initialised, tied to its embeddings)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    causal = objective == "left_to_right"
+    pair = manifest.pair_label is not None and pair_objective and not causal
     is_checkpoint = isinstance(model, (str, Path)) and str(model).split("/")[-1].lower() not in PRESETS
     if is_checkpoint:
         loaded = load_model(model, head="mlm")  # only to read the family
@@ -90,8 +106,13 @@ def build_pretraining_model(model: str | dict | EncoderConfig | None, manifest: 
                 f"{result.config.vocab_size}: prepare the corpus with the checkpoint's own tokenizer")
         if any(v is not None for v in (layers, hidden, heads, intermediate)):
             raise ValueError("layers/hidden/heads/intermediate cannot change an existing checkpoint")
+        if result.config.causal != causal:
+            raise ValueError(f"{model} is {'a causal' if result.config.causal else 'a bidirectional'} "
+                             f"encoder and cannot continue with objective={objective!r}")
         return result.train()
     config = _sized(_new_config(model, manifest, max_length), layers, hidden, heads, intermediate)  # type: ignore[arg-type]
+    if causal:
+        config = config.replace(causal=True)
     head = "pretraining" if pair and config.family in ("bert", "albert") else "mlm"
     return build(config, head=head)
 
@@ -150,15 +171,17 @@ class MetricsLog:
 
 def _tagged(record: dict[str, Any], phase: int, offset: int) -> dict[str, Any]:
     out = {"phase": phase, "global_step": offset + record["step"], **record}
-    if "mlm_loss" in record:
-        out["perplexity"] = math.exp(min(record["mlm_loss"], 50.0))
+    for key in ("mlm_loss", "lm_loss"):
+        if key in record:
+            out["perplexity"] = math.exp(min(record[key], 50.0))
     return out
 
 
 # ----------------------------------------------------------------------------- outputs
-def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (train and held-out) vs global step."""
-    keys = [k for k in PLOT_KEYS if any(k in r or f"val_{k}" in r for r in records)]
+def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path, keys: Sequence[str] = PLOT_KEYS) -> Path:
+    """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (or `keys`; train and held-out) vs
+    global step."""
+    keys = [k for k in keys if any(k in r or f"val_{k}" in r for r in records)]
     fig, axes = new_figure(figsize=(4.2 * max(1, len(keys)), 3.2), cols=max(1, len(keys)))
     for ax, key in zip(axes.flat, keys, strict=False):
         for name, label in ((key, "train"), (f"val_{key}", "held-out")):
@@ -223,6 +246,9 @@ def pretrain(
     heads: int | None = None,
     intermediate: int | None = None,
     dropout: float | None = None,
+    objective: Objective = "mlm",
+    pair_objective: bool = True,
+    mask_mix: Sequence[float] | str | None = None,
     lr: float = 1e-4,
     batch_size: int = 32,
     grad_accum: int = 1,
@@ -245,7 +271,7 @@ def pretrain(
     callbacks: Sequence[Any] = (),
     device: str | torch.device | None = None,
 ) -> Path:
-    """Pre-train with masked-LM (+ NSP/SOP) on prepared shards; return `out_dir/model`.
+    """Pre-train with masked-LM (+ NSP/SOP) or left-to-right LM on prepared shards; return `out_dir/model`.
 
     `data_dir` is a folder made by `prepare_corpus`; or `phases=[(dir_128, 0.9), (dir_512, 0.1)]`
     runs BERT's two-phase schedule, each phase with its own warmup and linear decay over its share
@@ -258,6 +284,11 @@ def pretrain(
     writes. `bf16=None` uses bf16 autocast
     where the hardware computes in bf16 natively (Ampere+ GPUs; CPUs with AVX512-BF16 or AMX,
     where it is about 1.6x faster than float32).
+
+    The BERT paper's ablations: `objective="left_to_right"` trains a causal encoder (position t
+    sees positions <= t) to predict token t + 1, without NSP; `pair_objective=False` drops the
+    NSP/SOP loss (and head) on nsp/sop data; `mask_mix` ("80/10/10", or three shares) replaces the
+    corpus's [MASK]/random/unchanged mix for dynamic masking.
     """
     # every check comes before the first write: a bad option leaves no (empty) --out behind
     check_options(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate, lr=lr,
@@ -266,13 +297,18 @@ def pretrain(
                   eval_every=eval_every, checkpoint_every=checkpoint_every,
                   keep_checkpoints=keep_checkpoints, log_every=log_every)  # fmt: skip
     out = check_output(out_dir, "pretraining run")
+    mix = parse_mask_mix(mask_mix) if mask_mix is not None else None
     initialised_here = not distributed.is_distributed() and distributed.init_distributed()
     plan = _phases(data_dir, phases, max_steps)
     manifest = plan[0].data.manifest
+    note = mismatch_note(mix or manifest.masking.get("mix", DEFAULT_MIX)) if objective == "mlm" else None
+    if note and distributed.is_main():
+        warnings.warn(note, stacklevel=2)
     set_seed(seed)  # the same initial weights on every rank and every run
     longest = max(p.data.manifest.max_length for p in plan)
     net = build_pretraining_model(model, manifest, max_length=longest, layers=layers, hidden=hidden,
-                                  heads=heads, intermediate=intermediate)
+                                  heads=heads, intermediate=intermediate, objective=objective,
+                                  pair_objective=pair_objective)
     saved_config = net.config  # what model/config.json says: the dropout fine-tuning will use
     if dropout is not None:
         net = _with_dropout(net, dropout)
@@ -285,7 +321,8 @@ def pretrain(
     evaluator = None
     if eval_data is not None:
         held_out = PretrainDataset(eval_data)
-        evaluator = lambda m: {f"val_{k}": v for k, v in evaluate_pretraining(m, held_out, seed=seed).items()}  # noqa: E731
+        evaluator = lambda m: {f"val_{k}": v for k, v in evaluate_pretraining(  # noqa: E731
+            m, held_out, seed=seed, objective=objective).items()}
     budget, log = TimeBudget(max_minutes), MetricsLog(out / "metrics.jsonl")
     use_bf16 = native_bf16(device) if bf16 is None else bf16
     configs = [TrainConfig(
@@ -295,13 +332,15 @@ def pretrain(
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
         seed=seed, log_every=log_every, progress=progress) for number, phase in enumerate(plan, start=1)]
     for config, phase in zip(configs, plan, strict=True):  # all phases checked before any step
-        data = fingerprint_data(asdict(phase.data.manifest), eval_data and str(eval_data))
+        recipe = asdict(phase.data.manifest) | {"objective": objective, "mask_mix": mix}
+        data = fingerprint_data(recipe, eval_data and str(eval_data))
         check_run(config.checkpoint_dir, train_fingerprint(config, net, data), resume=resume,
                   allow_changes=force_resume)  # fmt: skip
     for number, (config, phase) in enumerate(zip(configs, plan, strict=True), start=1):
         log.start_phase(number, phase.offset)
-        collator = MLMCollator.from_manifest(phase.data.manifest, seed=seed)  # fit sets its epoch
-        history = fit(net, phase.data, pretraining_loss, config, collate=collator,
+        collator = MLMCollator.from_manifest(phase.data.manifest, seed=seed, objective=objective,
+                                             mask_mix=mix)  # fit sets its epoch
+        history = fit(net, phase.data, partial(pretraining_loss, objective=objective), config, collate=collator,
                       lengths=phase.data.lengths, eval_fn=evaluator,
                       callbacks=[budget, log, *callbacks], device=device)
         log.update(history.records)  # a phase finished before a resume runs no step

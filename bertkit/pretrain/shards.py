@@ -27,7 +27,8 @@ from bertkit.io import save_json
 
 MANIFEST = "manifest.json"
 ARRAYS = ("ids", "offsets", "b_start", "pair_labels", "word_starts", "mlm_labels")
-PAIR_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None}
+PAIR_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None,
+               "doc_sentences": None}
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a bare file name: no "/", no ".."

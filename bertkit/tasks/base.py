@@ -78,6 +78,10 @@ class Task(Protocol):
     Outputs: `bertkit.tasks.inference.forward_features` runs the model over `TaskData.features`
     and returns one float32 array per feature — the head's logits for that feature, token-level
     logits cut to the feature's real length. Everything after that is the task's.
+
+    Optional: `soft_targets`, how distillation compares a student's outputs with a teacher's —
+    "softmax" over the last axis (the default when absent), "sigmoid" (independent labels),
+    "mse" (regression) or "positions" (a distribution over tokens, as a span head's).
     """
 
     name: ClassVar[str]  # registry key, written as "task" in bertkit.json
@@ -122,8 +126,9 @@ class Task(Protocol):
         """The full report of labelled `data`: printable, JSON-able, with metrics."""
         ...
 
-    def records(self, predictions: list[Any], data: TaskData) -> list[dict[str, Any]]:
-        """One JSON-able record per example (what `bertkit predict` writes as a line)."""
+    def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
+        """One JSON-able record per example (what `bertkit predict` writes as a line), from the
+        per-feature outputs, as `Predictor.records` calls it."""
         ...
 
     def predict(self, predictor: Any, *inputs: Any, **options: Any) -> Any:

@@ -85,6 +85,11 @@ class ClassificationTask:
     def num_outputs(self) -> int:
         return 1 if self.resolved_kind() == "regression" else len(self.labels)
 
+    @property
+    def soft_targets(self) -> str:
+        """How distillation matches a teacher's outputs (see `bertkit.distill.task`)."""
+        return {"multiclass": "softmax", "multilabel": "sigmoid", "regression": "mse"}[self.resolved_kind()]
+
     def resolved_kind(self) -> TaskKind:
         """The kind, with classes but no kind meaning multiclass; unknown yet is an error."""
         if self.kind is not None:

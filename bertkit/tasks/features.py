@@ -1,72 +1,134 @@
-"""Encoder layers as features: sentence vectors (mean / first-token / pooler) from chosen layers."""
+"""Encoder layers as features (the paper's feature-based approach): sentence or token vectors
+from chosen layers, pooled by mean, first token ([CLS]) or BERT's pooler."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..model import BertkitModel, load_model
 from ..tokenizer import Tokenizer
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-Pooling = Literal["mean", "first", "pooler"]
+Pooling = Literal["mean", "first", "cls", "pooler"]
+LayerChoice = Literal["last", "second_to_last", "sum_last_four", "concat_last_four", "all"]
+LAYER_CHOICES = ("last", "second_to_last", "sum_last_four", "concat_last_four", "all")
+POOLINGS = ("mean", "first", "cls", "pooler")
 
 
 class FeatureExtractor:
-    """Turn texts into fixed-size vectors with a pre-trained encoder.
+    """Turn texts into vectors with a pre-trained encoder.
 
-    `layers` picks hidden states (-1 is the last layer; several are averaged), `pooling` reduces
-    tokens to one vector: "mean" over real tokens (sentence-transformers' recipe for MiniLM),
-    "first" ([CLS]/<s>), or "pooler" (BERT's tanh pooler).
+    `layers` picks hidden states: a list of indices (-1 is the last layer; several are averaged)
+    or a name — "last", "second_to_last", "sum_last_four", "concat_last_four" (4 × hidden wide,
+    layers in order) or "all" (the embedding output and every layer: one more axis). `pooling`
+    reduces tokens to one vector: "mean" over real tokens (sentence-transformers' recipe for
+    MiniLM), "first"/"cls" ([CLS]/<s>), or "pooler" (BERT's tanh pooler, last layer only).
     """
 
     def __init__(self, model: str | Path | BertkitModel = DEFAULT_MODEL, tokenizer: Tokenizer | None = None, *,
-                 pooling: Pooling = "mean", layers: Sequence[int] = (-1,), normalize: bool = True,
-                 maxlen: int = 256, batch_size: int = 32) -> None:
-        if pooling not in ("mean", "first", "pooler"):
-            raise ValueError(f"pooling must be 'mean', 'first' or 'pooler', got {pooling!r}.")
+                 pooling: Pooling = "mean", layers: Sequence[int] | LayerChoice = (-1,), normalize: bool = True,
+                 maxlen: int = 256, batch_size: int = 32) -> None:  # fmt: skip
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+        if isinstance(layers, str) and layers not in LAYER_CHOICES:
+            raise ValueError(f"layers must be layer indices or one of {LAYER_CHOICES}, got {layers!r}.")
         self.model = load_model(model) if isinstance(model, str | Path) else model
         self.tokenizer = tokenizer or Tokenizer.from_pretrained(model)
         if pooling == "pooler" and self.model.encoder.pooler is None:
             raise ValueError("This model has no pooler; use pooling='mean' or 'first'.")
-        self.pooling, self.layers, self.normalize = pooling, tuple(layers), normalize
+        self.layers = layers if isinstance(layers, str) else tuple(layers)
+        needed = {"second_to_last": 2, "sum_last_four": 4, "concat_last_four": 4}.get(self.layers, 0)
+        if self.model.config.num_layers < needed:
+            raise ValueError(f"layers={self.layers!r} needs a model of {needed} or more layers; "
+                             f"this one has {self.model.config.num_layers}")  # fmt: skip
+        if pooling == "pooler" and self.layers not in ((-1,), "last"):
+            raise ValueError("pooling='pooler' reads the last layer only; leave layers at the default.")
+        self.pooling, self.normalize = pooling, normalize
         self.maxlen, self.batch_size = maxlen, batch_size
 
-    @torch.inference_mode()
-    def encode(self, texts: str | Sequence[str]) -> np.ndarray:
-        """(n_texts, hidden) float32 vectors; unit length when `normalize`."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        self.model.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        vectors = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            chosen = order[start:start + self.batch_size]
-            batch = self.tokenizer([texts[i] for i in chosen], max_length=self.maxlen, padding=True,
-                                   return_tensors="pt")
-            vectors[chosen] = self._pool(batch).numpy()
-        return vectors
+    @property
+    def dim(self) -> int:
+        """Width of one vector (per layer for layers="all")."""
+        hidden = self.model.config.hidden_size
+        return 4 * hidden if self.layers == "concat_last_four" else hidden
 
-    def _pool(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = self.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
-                         output_hidden_states=self.layers != (-1,))
+    @torch.inference_mode()
+    def encode(self, texts: str | Sequence[str], progress: bool = False) -> np.ndarray:
+        """(n_texts, dim) float32 sentence vectors — (n_texts, layers + 1, hidden) for layers="all";
+        unit length when `normalize`."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        vectors: np.ndarray | None = None
+        for chosen, batch, hidden, pooler in self._batches(texts, progress):
+            pooled = pooler if self.pooling == "pooler" else self._pool(batch, hidden)
+            if self.normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            if vectors is None:
+                vectors = np.zeros((len(texts), *pooled.shape[1:]), dtype=np.float32)
+            vectors[chosen] = pooled.float().cpu().numpy()
+        return vectors if vectors is not None else np.zeros((0, self.dim), dtype=np.float32)
+
+    @torch.inference_mode()
+    def token_vectors(self, texts: str | Sequence[str], progress: bool = False) -> list[tuple[list[str], np.ndarray]]:
+        """Per text: its word-piece tokens (with [CLS]/[SEP]) and their vectors, (tokens, dim) —
+        (tokens, layers + 1, hidden) for layers="all". Not normalised."""
         if self.pooling == "pooler":
-            vectors = out.pooled_output
-        else:
-            states = out.hidden_states or (out.last_hidden_state,)
-            hidden = torch.stack([states[i] for i in self.layers]).mean(0) if out.hidden_states else states[0]
-            if self.pooling == "first":
-                vectors = hidden[:, 0]
-            else:
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-                vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return torch.nn.functional.normalize(vectors, dim=-1) if self.normalize else vectors
+            raise ValueError("token vectors have no pooling; use pooling='mean' or 'first' (ignored)")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        out: list[tuple[list[str], np.ndarray]] = [([], np.zeros(0, dtype=np.float32))] * len(texts)
+        for chosen, batch, hidden, _ in self._batches(texts, progress):
+            hidden = hidden.float().cpu().numpy()
+            for row, i in enumerate(chosen):
+                ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
+                out[i] = (self.tokenizer.convert_ids_to_tokens(ids), hidden[row, : len(ids)])
+        return out
+
+    def _batches(self, texts: list[str], progress: bool) -> Iterator[tuple[list[int], dict, torch.Tensor, torch.Tensor]]:
+        """(indices, tokenised batch, chosen hidden states, pooler output) per batch of similar lengths."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
+        starts = range(0, len(texts), self.batch_size)
+        for start in tqdm(starts, disable=not progress, desc="features", unit="batch"):
+            chosen = order[start : start + self.batch_size]
+            batch = self.tokenizer([texts[i] for i in chosen], max_length=self.maxlen, padding=True,
+                                   return_tensors="pt")  # fmt: skip
+            batch = {k: v.to(device) for k, v in batch.items()}
+            yield chosen, batch, *self._hidden(batch)
+
+    def _hidden(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chosen layers, (batch, seq, dim) — (batch, seq, layers + 1, hidden) for "all" —
+        and the pooler's output (None without a pooler)."""
+        needs_all = self.layers not in ((-1,), "last")
+        out = self.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                         output_hidden_states=needs_all)  # fmt: skip
+        return self._combine(out.hidden_states or (out.last_hidden_state,)), out.pooled_output
+
+    def _combine(self, states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """One tensor from the embedding output and every layer's (`states`)."""
+        if self.layers == "second_to_last":
+            return states[-2]
+        if self.layers == "sum_last_four":
+            return torch.stack(states[-4:]).sum(0)
+        if self.layers == "concat_last_four":
+            return torch.cat(states[-4:], dim=-1)
+        if self.layers == "all":
+            return torch.stack(states, dim=2)
+        layers = (-1,) if self.layers == "last" or len(states) == 1 else self.layers
+        return torch.stack([states[i] for i in layers]).mean(0)
+
+    def _pool(self, batch: dict[str, torch.Tensor], hidden: torch.Tensor) -> torch.Tensor:
+        """(batch, dim) — (batch, layers + 1, hidden) for "all" — from token vectors."""
+        if self.pooling in ("first", "cls"):
+            return hidden[:, 0]
+        mask = batch["attention_mask"].to(hidden.dtype)  # (batch, seq)
+        mask = mask.view(*mask.shape, *([1] * (hidden.ndim - 2)))
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 def similarity_table(texts: Sequence[str], vectors: np.ndarray) -> str:
@@ -79,35 +141,3 @@ def similarity_table(texts: Sequence[str], vectors: np.ndarray) -> str:
     for label, row in zip(labels, sims, strict=True):
         lines.append(f"{label:>5} " + " ".join(f"{value:6.3f}" for value in row))
     return "\n".join(lines)
-
-
-def _encode_command(args: argparse.Namespace) -> int:
-    texts = list(args.texts)
-    if args.file:
-        texts += [line.strip() for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not texts and not sys.stdin.isatty():
-        texts = [line.strip() for line in sys.stdin if line.strip()]
-    if not texts:
-        raise ValueError("No texts given: pass them as arguments, with --file, or on standard input.")
-    extractor = FeatureExtractor(args.model, pooling=args.pooling, layers=args.layers, maxlen=args.maxlen,
-                                 batch_size=args.batch_size)
-    vectors = extractor.encode(texts)
-    if args.out:
-        np.save(args.out, vectors)
-        print(json.dumps({"texts": len(texts), "dim": int(vectors.shape[1]), "out": str(args.out)}))
-    else:
-        print(similarity_table(texts, vectors))
-    return 0
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("encode", help="encode texts into sentence vectors; print their similarities")
-    p.add_argument("texts", nargs="*", help="texts to encode (else --file or standard input)")
-    p.add_argument("--file", help="a text file, one text per line")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
-    p.add_argument("--pooling", default="mean", choices=["mean", "first", "pooler"])
-    p.add_argument("--layers", type=int, nargs="+", default=[-1], help="hidden layers to average (-1: last)")
-    p.add_argument("--maxlen", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--out", help="save the vectors as a .npy file instead of printing similarities")
-    p.set_defaults(func=_encode_command)

@@ -1,8 +1,10 @@
-"""Batched inference shared by every task: length-sorted batches, outputs back in feature order."""
+"""Batched inference shared by every task: token-budget batches of similar lengths, no compute on
+padding, the model's precision mode, outputs back in feature order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,33 +12,75 @@ import torch
 from torch import nn
 
 from bertkit.data.batching import pad_collate
+from bertkit.model.encoder import packed_inference
 from bertkit.tasks.base import MODEL_INPUTS, _length
+
+MAX_TOKENS = 16384  # padded tokens per batch: large matrices for the linear layers, bounded memory
+PACK_WASTE = 0.05  # pack a batch's real tokens when padding would be more than this share of it
+
+
+def token_batches(lengths: Sequence[int], max_tokens: int = MAX_TOKENS, max_size: int | None = None,
+                  ) -> Iterator[list[int]]:  # fmt: skip
+    """Indices in length order, cut into batches whose padded size (count × longest) stays within
+    `max_tokens` (a longer single item gets a batch of its own) and count within `max_size`."""
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batch: list[int] = []
+    for i in order:
+        # lengths rise along `order`, so the newest item is the batch's longest
+        full = batch and ((len(batch) + 1) * lengths[i] > max_tokens or len(batch) == max_size)
+        if full:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def precision_context(model: nn.Module, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for a model prepared with `bertkit.precision.apply(model, "bf16")`."""
+    if getattr(model, "precision", "fp32") == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @torch.inference_mode()
 def forward_features(
-    model: nn.Module, features: Sequence[dict[str, Any]], *, pad_id: int, batch_size: int = 32,
+    model: nn.Module, features: Sequence[dict[str, Any]], *, pad_id: int, batch_size: int | None = None,
+    max_tokens: int = MAX_TOKENS, packed: bool = True,
 ) -> list[np.ndarray]:  # fmt: skip
     """The head's logits of every feature, as float32 arrays in feature order.
 
-    Features are batched by length (little padding); token-level logits (batch, seq, k) come back
-    cut to each feature's real length, (seq, k); sentence-level ones as (k,) and multiple-choice
-    ones as (choices,).
+    Features are sorted by length and batched by a token budget (`max_tokens` padded tokens, at
+    most `batch_size` features when given). With `packed`, a batch whose padding is more than 5%
+    of it runs unpadded: only real tokens go through the linear layers, attention runs per
+    sequence (fp32 outputs equal the padded ones to float rounding). Token-level logits (batch,
+    seq, k) come back cut to each feature's real length, (seq, k); sentence-level ones as (k,) and
+    multiple-choice ones as (choices,).
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
-    order = sorted(range(len(features)), key=lambda i: _length(features[i]["input_ids"]))
+    lengths = [_length(f["input_ids"]) for f in features]
     outputs: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(features)
     try:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in token_batches(lengths, max_tokens, batch_size):
             rows = [{k: features[i][k] for k in MODEL_INPUTS if k in features[i]} for i in chunk]
             batch = pad_collate(rows, pad_id)
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+            real = sum(lengths[i] for i in chunk)
+            pack = packed and real < (1 - PACK_WASTE) * len(chunk) * lengths[chunk[-1]]
+            with packed_inference(model, pack), precision_context(model, device):
+                logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            logits = logits.float().cpu().numpy()
             for i, row in zip(chunk, logits, strict=True):
-                token_level = logits.ndim == 3
-                outputs[i] = row[: _length(features[i]["input_ids"])] if token_level else row
+                outputs[i] = row[: lengths[i]] if logits.ndim == 3 else row
     finally:
         model.train(was_training)
     return outputs

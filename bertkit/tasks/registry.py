@@ -10,6 +10,9 @@ from bertkit.tasks.base import Task
 # name -> "module:Class"; imported on first use, so a task's optional dependencies stay optional
 TASKS: dict[str, str] = {
     "classification": "bertkit.tasks.classification:ClassificationTask",
+    "qa": "bertkit.tasks.qa:QaTask",
+    "multiple_choice": "bertkit.tasks.multiple_choice:MultipleChoiceTask",
+    "ner": "bertkit.tasks.ner:NerTask",
 }
 
 

@@ -20,6 +20,7 @@ class Evaluation:
     labels: list[str]
     metrics: dict[str, float]
     value: Any = None  # what ktrain's validate returns for the task, where it is not the matrix
+    predictions: Any = None  # the task's predictions in its standard file format, where it has one
 
     def __str__(self) -> str:
         if self.confusion_matrix is None:

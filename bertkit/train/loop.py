@@ -20,6 +20,7 @@ import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from bertkit.data.batching import LengthBucketSampler
@@ -32,6 +33,7 @@ from bertkit.train.checkpoint import (
 )
 from bertkit.train.optim import build_optimizer
 from bertkit.train.plots import History
+from bertkit.train.rowwise import RowAdamW, clip_grad_norm, row_gradients
 from bertkit.train.schedules import ScheduleName, get_schedule
 from bertkit.train.validation import check_options
 
@@ -72,7 +74,13 @@ class TrainConfig:
 
 @dataclass
 class TrainState:
-    """What callbacks see. Set `should_stop = True` to end training after the current step."""
+    """What callbacks see. Set `should_stop = True` to end training after the current step.
+
+    The weights of embedding rows a batch did not touch may owe the weight decay of the last few
+    steps until the next evaluation or checkpoint (see `bertkit.train.rowwise`); a callback that
+    reads the weights calls `state.sync_weights()` first. Doing so on a fixed schedule keeps runs
+    repeatable; when the flushes happen never depends on which callbacks are attached.
+    """
 
     config: TrainConfig
     model: nn.Module  # unwrapped (never the DDP wrapper)
@@ -87,6 +95,12 @@ class TrainState:
     last_loss: float | None = None
     lr: float = 0.0
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    optimizer: torch.optim.Optimizer | None = field(default=None, repr=False)
+
+    def sync_weights(self) -> None:
+        """Make `model`'s weights exactly those of standard AdamW at this step."""
+        if isinstance(self.optimizer, RowAdamW):
+            self.optimizer.sync_weights()
 
     def to_json(self) -> dict[str, Any]:
         keys = ("step", "epoch", "micro_batches", "best_metric", "bad_evals", "should_stop")
@@ -176,17 +190,21 @@ def fit(
     """
     run = _setup(model, train_data, loss_fn, config, collate, lengths, eval_fn, callbacks, device)
     state = run.state
+    # embedding tables send row-wise gradients to RowAdamW (DDP all-reduces dense ones only)
+    rowwise = isinstance(run.optimizer, RowAdamW) and run.ddp_model is run.model
     try:
-        while not (_finished(state) or state.should_stop):
-            run.sampler.set_epoch(state.epoch)
-            run.sampler.skip(state.micro_batches)
-            if hasattr(run.collate, "set_epoch"):  # e.g. dynamic MLM masks seeded by epoch
-                run.collate.set_epoch(state.epoch)
-            _train_epoch(run)
-            if state.should_stop or _finished(state):
-                break
-            state.epoch, state.micro_batches = state.epoch + 1, 0
+        with row_gradients(model, run.optimizer, enabled=rowwise):
+            while not (_finished(state) or state.should_stop):
+                run.sampler.set_epoch(state.epoch)
+                run.sampler.skip(state.micro_batches)
+                if hasattr(run.collate, "set_epoch"):  # e.g. dynamic MLM masks seeded by epoch
+                    run.collate.set_epoch(state.epoch)
+                _train_epoch(run)
+                if state.should_stop or _finished(state):
+                    break
+                state.epoch, state.micro_batches = state.epoch + 1, 0
     finally:
+        _sync_weights(run)
         if run.bar is not None:
             run.bar.close()
     if config.restore_best and state.best_state is not None:
@@ -228,7 +246,7 @@ def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, d
     )  # fmt: skip
     schedule = get_schedule(config.schedule, total, warmup, cycle_steps=steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    state = TrainState(config=config, model=model, history=History(), total_steps=total)
+    state = TrainState(config=config, model=model, history=History(), total_steps=total, optimizer=optimizer)
     _maybe_resume(model, optimizer, scheduler, state)
     ddp_model = model
     if world > 1:
@@ -273,9 +291,10 @@ def _train_epoch(run: _Run) -> None:
         state.step += 1
         consumed = state.micro_batches + len(window) * distributed.world_size()
         state.micro_batches = min(consumed, epoch_len)
-        _track(run, loss, metrics, examples)
         epoch_done = start + config.grad_accum >= len(batches)
-        _after_step(run, epoch_done)
+        with record_function("step.logging"):
+            _track(run, loss, metrics, examples)
+            _after_step(run, epoch_done)
         if state.should_stop or _finished(state):
             return
 
@@ -287,7 +306,8 @@ def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[
     metrics: dict[str, float] = {}
     examples = 0
     for i, indices in enumerate(window):
-        batch = _to_device(run.collate([run.data[j] for j in indices]), run.device)
+        with record_function("step.data"):
+            batch = _to_device(run.collate([run.data[j] for j in indices]), run.device)
         last = i == len(window) - 1
         # gradients are all-reduced by DDP only on the last micro-batch of the window
         sync = (
@@ -297,9 +317,10 @@ def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[
         )
         autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.config.bf16)
         with sync:
-            with autocast:
+            with autocast, record_function("step.forward"):
                 loss, batch_metrics = run.loss_fn(run.ddp_model, batch)
-            (loss / len(window)).backward()
+            with record_function("step.backward"):
+                (loss / len(window)).backward()
         total_loss += loss.detach().float() / len(window)
         for k, v in batch_metrics.items():
             metrics[k] = metrics.get(k, 0.0) + float(v) / len(window)
@@ -309,10 +330,13 @@ def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[
 
 def _optimizer_step(run: _Run) -> None:
     if run.config.max_grad_norm:
-        nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
-    run.optimizer.step()
-    run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
+        with record_function("step.clip"):
+            clip_grad_norm(run.model.parameters(), run.config.max_grad_norm)
+    with record_function("step.optimizer"):
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    with record_function("step.scheduler"):
+        run.scheduler.step()
 
 
 def _track(run: _Run, loss: torch.Tensor, metrics: dict[str, float], examples: int) -> None:
@@ -332,9 +356,12 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
         _log(run)
     due_eval = config.eval_every and state.step % config.eval_every == 0
     if run.eval_fn is not None and (due_eval or (epoch_done and not config.eval_every)):
+        _sync_weights(run)
         _evaluate(run)
     due_ckpt = config.checkpoint_every and state.step % config.checkpoint_every == 0
     saved = due_ckpt or epoch_done or _finished(state) or state.should_stop
+    if saved:  # a checkpoint holds AdamW's exact weights
+        _sync_weights(run)
     if saved:
         _checkpoint(run)
     _call(run.callbacks, "on_step_end", state)
@@ -342,6 +369,11 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
         _call(run.callbacks, "on_epoch_end", state)
     if state.should_stop and not saved:
         _checkpoint(run)  # a callback stopped the run (e.g. a time budget): keep this step
+
+
+def _sync_weights(run: _Run) -> None:
+    """Bring deferred embedding-row updates into the weights (a no-op for other optimizers)."""
+    run.state.sync_weights()
 
 
 def _checkpoint(run: _Run) -> None:

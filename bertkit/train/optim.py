@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bertkit.train.rowwise import RowAdamW, fused_supported
+
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Two groups: matrices (decayed) and vectors — biases, LayerNorm weights — (not decayed).
@@ -87,12 +89,18 @@ def build_optimizer(
     betas: tuple[float, float],
     eps: float | None,
 ) -> torch.optim.Optimizer:
-    """AdamW (decoupled decay) or LAMB over `param_groups(model)`. eps=None: 1e-8 AdamW, 1e-6 LAMB."""
+    """AdamW (decoupled decay) or LAMB over `param_groups(model)`. eps=None: 1e-8 AdamW, 1e-6 LAMB.
+
+    AdamW is `RowAdamW`: PyTorch's AdamW, fused into one kernel per tensor where PyTorch has one for
+    the model's device, that also takes row-wise gradients of embedding tables (see `rowwise`).
+    """
     groups = param_groups(model, weight_decay)
     if name == "adamw":
         for g in groups:
             g.pop("trust_ratio")
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8 if eps is None else eps)
+        device = next(model.parameters()).device
+        return RowAdamW(groups, lr=lr, betas=betas, eps=1e-8 if eps is None else eps,
+                        fused=fused_supported(device))  # fmt: skip
     if name == "lamb":
         return Lamb(groups, lr=lr, betas=betas, eps=1e-6 if eps is None else eps)
     raise ValueError(f"unknown optimizer {name!r}; choose 'adamw' or 'lamb'")

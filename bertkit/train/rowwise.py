@@ -1,0 +1,217 @@
+"""AdamW whose embedding tables take row-wise (sparse) gradients, with standard AdamW maths kept exact.
+
+A rare-token row that a batch does not touch still changes under AdamW: weight decay shrinks it and
+its decaying moments keep moving it. Rows with non-zero moments ("active") are therefore updated
+every step like any dense tensor. Rows that never had a gradient have zero moments, so AdamW only
+multiplies them by (1 - lr * weight_decay) each step; that product is kept as one number and applied
+when a forward pass is about to read such a row, or when the weights are read (`sync_weights`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.adamw import adamw as adamw_step
+
+# Tables with fewer rows (positions, token types) are cheap as dense tensors.
+ROW_UPDATE_MIN_ROWS = 1024
+
+
+class RowAdamW(torch.optim.AdamW):
+    """`torch.optim.AdamW` (fused kernel where PyTorch has one) that also takes sparse row gradients.
+
+    Dense gradients go through the parent class unchanged. For a parameter with a sparse gradient
+    (an `nn.Embedding(sparse=True)` table) only the active rows are read and written; the
+    optimizer state keeps AdamW's layout (full-size `exp_avg`/`exp_avg_sq`), so checkpoints load
+    into either class. Call `sync_weights()` before reading weights mid-training.
+    """
+
+    def __init__(self, params: Iterable[Any], **options: Any) -> None:
+        super().__init__(params, **options)
+        self._rows: dict[nn.Parameter, _RowState] = {}
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        sparse: list[tuple[nn.Parameter, dict[str, Any]]] = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.is_sparse:
+                    sparse.append((p, group))
+        held = [p.grad for p, _ in sparse]
+        for p, _ in sparse:
+            p.grad = None  # the parent class steps the dense parameters only
+        try:
+            super().step()
+        finally:
+            for (p, _), grad in zip(sparse, held, strict=True):
+                p.grad = grad
+        for p, group in sparse:
+            self._row_step(p, group)
+        return loss
+
+    def _row_state(self, p: nn.Parameter) -> _RowState:
+        rows = self._rows.get(p)
+        if rows is None:
+            group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
+            state = self.state[p]
+            if not state:
+                device = p.device if group["fused"] else "cpu"
+                state["step"] = torch.zeros((), dtype=torch.float32, device=device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            rows = self._rows[p] = _RowState(state)
+        return rows
+
+    def prepare_rows(self, p: nn.Parameter, ids: torch.Tensor) -> None:
+        """Bring the rows `ids` of `p` up to date before a forward pass reads them."""
+        rows = self._row_state(p)
+        if rows.pending != 1.0:  # nothing is owed right after a sync (e.g. evaluation)
+            with torch.no_grad():
+                rows.activate(p, ids.unique())
+
+    def _row_step(self, p: nn.Parameter, group: dict[str, Any]) -> None:
+        rows = self._row_state(p)
+        state = self.state[p]
+        grad = p.grad.coalesce()
+        index, values = grad.indices()[0], grad.values()
+        rows.activate(p, index[(values != 0).any(dim=1)])  # rows a forward pass did not announce
+        active = rows.active_index
+        # (active rows + 1 spare, dim): touched rows that stay inactive had zero gradients
+        dense = torch.zeros(len(active) + 1, p.shape[1], dtype=p.dtype, device=p.device)
+        dense[rows.position[index]] = values.to(p.dtype)
+        tensors = [p, state["exp_avg"], state["exp_avg_sq"]]
+        weight, exp_avg, exp_avg_sq = (t.index_select(0, active) for t in tensors)
+        _adamw(weight, dense[:-1], exp_avg, exp_avg_sq, state["step"], group)
+        for full, part in zip(tensors, (weight, exp_avg, exp_avg_sq), strict=True):
+            full.index_copy_(0, active, part)
+        rows.pending *= 1.0 - group["lr"] * group["weight_decay"]
+
+    def sync_weights(self) -> None:
+        """Apply the weight decay deferred for never-updated rows, so the weights are AdamW's own."""
+        with torch.no_grad():
+            for p, rows in self._rows.items():
+                rows.flush(p)
+
+    def state_dict(self) -> dict[str, Any]:
+        self.sync_weights()
+        for p, rows in self._rows.items():
+            # 0/1 per row (floats survive load_state_dict's cast to the parameter's dtype)
+            self.state[p]["active_rows"] = rows.active.to(torch.float32)
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._rows = {}  # active rows are read again from the loaded moments
+
+
+class _RowState:
+    """Which rows of one table have had a gradient, and the decay owed to the others."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        if "active_rows" in state:
+            self.active = state["active_rows"] != 0  # (rows,)
+        else:  # a plain AdamW state: rows that ever had a gradient have non-zero moments
+            self.active = (state["exp_avg"] != 0).any(dim=1) | (state["exp_avg_sq"] != 0).any(dim=1)
+        self.pending = 1.0  # product of (1 - lr * wd) over the steps since the last flush
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self.active_index = self.active.nonzero().squeeze(1)
+        self.position = torch.zeros(len(self.active), dtype=torch.long, device=self.active.device)
+        self.position[self.active_index] = torch.arange(len(self.active_index), device=self.active.device)
+        self.position[~self.active] = len(self.active_index)  # one spare row past the end
+
+    def activate(self, p: torch.Tensor, touched: torch.Tensor) -> None:
+        new = touched[~self.active[touched]]
+        if len(new):
+            if self.pending != 1.0:
+                p[new] *= self.pending  # catch up on the decay skipped while dormant
+            self.active[new] = True
+            self._reindex()
+
+    def flush(self, p: torch.Tensor) -> None:
+        if self.pending != 1.0:
+            scale = torch.where(self.active, 1.0, self.pending).to(p.dtype)
+            p.mul_(scale[:, None])
+            self.pending = 1.0
+
+
+def _adamw(weight, grad, exp_avg, exp_avg_sq, step, group: dict[str, Any]) -> None:
+    """One AdamW step of one tensor through PyTorch's own implementation (fused where configured);
+    it also counts the step."""
+    beta1, beta2 = group["betas"]
+    adamw_step(
+        [weight], [grad], [exp_avg], [exp_avg_sq], [], [step], foreach=False, fused=bool(group["fused"]),
+        lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+        amsgrad=False, maximize=False,
+    )  # fmt: skip
+
+
+def fused_supported(device: torch.device) -> bool:
+    """Whether PyTorch has a fused AdamW kernel for `device` (CPU and CUDA do)."""
+    from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+    return device.type in _get_fused_kernels_supported_devices()
+
+
+def row_tables(model: nn.Module) -> list[nn.Embedding]:
+    """Embedding tables worth row-wise updates: large, trained, and not shared with another module
+    (a tied MLM decoder gives the same weight a dense gradient too)."""
+    counts: dict[int, int] = {}
+    for _, p in model.named_parameters(remove_duplicate=False):
+        counts[id(p)] = counts.get(id(p), 0) + 1
+    return [
+        m for m in model.modules()
+        if isinstance(m, nn.Embedding) and m.num_embeddings >= ROW_UPDATE_MIN_ROWS
+        and m.weight.requires_grad and counts[id(m.weight)] == 1 and m.max_norm is None
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def row_gradients(model: nn.Module, optimizer: RowAdamW, enabled: bool = True) -> Iterator[list[nn.Embedding]]:
+    """Within the block, `row_tables(model)` produce sparse gradients for `optimizer`, and each
+    forward pass first asks it to bring the rows it reads up to date. Restored on exit."""
+    tables = row_tables(model) if enabled else []
+    before = [t.sparse for t in tables]
+    hooks = []
+    for t in tables:
+        t.sparse = True
+        hooks.append(t.register_forward_pre_hook(functools.partial(_prepare_rows, optimizer)))
+    try:
+        yield tables
+    finally:
+        for t, sparse, hook in zip(tables, before, hooks, strict=True):
+            t.sparse = sparse
+            hook.remove()
+
+
+def _prepare_rows(optimizer: RowAdamW, table: nn.Embedding, args: tuple[Any, ...]) -> None:
+    optimizer.prepare_rows(table.weight, args[0])
+
+
+def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """`torch.nn.utils.clip_grad_norm_` (2-norm) that also takes sparse gradients (coalesced here:
+    a row touched twice in a batch counts once, with its summed gradient, as in the dense tensor)."""
+    grads = []
+    for p in params:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad.values())
+        else:
+            grads.append(p.grad)
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
