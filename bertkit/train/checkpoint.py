@@ -224,13 +224,13 @@ _NEUTRAL_OPTIONS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "r
 
 def train_fingerprint(config: Any, model: nn.Module, data: str) -> dict[str, Any]:
     """What a run is made with: the data hash, the model config and every `TrainConfig` option
-    that changes the result (not where or how often checkpoints and logs are written). The
-    accumulation steps are recorded as the global batch (micro-batch × accumulation × processes):
-    a run may resume under another world size that keeps it."""
+    that changes the result (not where or how often checkpoints and logs are written)."""
     from dataclasses import asdict
 
-    options = {k: v for k, v in asdict(config).items() if k not in _NEUTRAL_OPTIONS and k != "grad_accum"}
-    options["global_batch"] = config.batch_size * config.grad_accum * distributed.world_size()
+    options = {k: v for k, v in asdict(config).items() if k not in _NEUTRAL_OPTIONS}
+    # the batch of one optimizer step is what counts: a run may resume on another number of
+    # processes with the accumulation that keeps it (2 ranks x 1 = 1 rank x 2)
+    options["batch_per_step"] = options.pop("batch_size") * options.pop("grad_accum") * distributed.world_size()
     model_config = getattr(model, "config", None)
     described = model_config.to_dict() if hasattr(model_config, "to_dict") else {}
     return {"data": data, "model": described | {"num_labels": getattr(model, "num_labels", None)},
