@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from finetune_helpers import EMOTIONS, emotion_data, make_tiny_model
 
 import bertkit as ktrain
@@ -20,12 +18,7 @@ from bertkit.tasks.classification import ClassificationTask
 TRAIN, VALID, EXTRA = slice(0, 120), slice(120, 180), slice(180, 240)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ a teacher without an MLM head is refused, and `bertkit distill general` end to e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,7 @@ TINY = dict(vocab_size=300, hidden_size=32, num_layers=4, num_heads=2, intermedi
 QUIET = dict(progress=False, bf16=False)  # float32 whatever the CPU: exact comparisons
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ their tiny teachers' accuracy on generated data — one label per text, and one 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,7 @@ from bertkit.distill import soft_target_loss
 from bertkit.distill import task as distill_task
 from bertkit.distill.task import SoftTargetTask, prepare_student, soft_target_data, teacher_logits
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pretrain_run import TINY, make_data, one_thread, records, weights  # noqa: F401
+from test_pretrain_run import TINY, make_data, records, weights
 
 from bertkit.pretrain.run import pretrain
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # one_thread: tests/conftest.py
 
 # Dropout off: the two ranks draw their dropout masks from separate RNG streams.
 CONFIG = TINY | dict(hidden_dropout=0.0, attention_dropout=0.0)
