@@ -57,11 +57,13 @@ def _scalar(hint: Any) -> dict[str, Any]:
 
 def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
                 skip: Sequence[str] = (), positional: Sequence[str] = (),
-                help: dict[str, str] | None = None, aliases: dict[str, Sequence[str]] | None = None) -> None:  # fmt: skip
+                help: dict[str, str] | None = None, aliases: dict[str, Sequence[str]] | None = None,
+                flags: dict[str, str] | None = None) -> None:  # fmt: skip
     """Add a flag for every parameter of `func` except `skip`; `positional` ones become arguments.
 
     `func` may be a dataclass: its fields are the parameters. List values may also be given
-    comma-separated (`--labels a,b`); `aliases` adds other flag names (`{"labels": ["--classes"]}`).
+    comma-separated (`--labels a,b`); `aliases` adds other flag names (`{"labels": ["--classes"]}`)
+    and `flags` replaces the generated one (`{"out_dir": "--out"}`), the value keeping its name.
     """
     hints = typing.get_type_hints(func)
     helps = option_help(func) | (help or {})
@@ -89,8 +91,8 @@ def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
                 kwargs["nargs"] = kwargs.get("nargs", "?") if kwargs.get("nargs") != "+" else "*"
             parser.add_argument(name, **kwargs)
         else:
-            flags = ["--" + name.replace("_", "-"), *(aliases or {}).get(name, ())]
-            parser.add_argument(*flags, dest=name, required=required, **kwargs)
+            names = [(flags or {}).get(name, "--" + name.replace("_", "-")), *(aliases or {}).get(name, ())]
+            parser.add_argument(*names, dest=name, required=required, **kwargs)
 
 
 class _ListAction(argparse.Action):

@@ -80,3 +80,28 @@ def test_positional_parameters():
     assert call(predict, parser.parse_args(["a", "b", "--file", "f"])) == (["a", "b"], "f")
     assert call(predict, parser.parse_args(["a, b", '{"q": 1, "c": 2}'])) == (["a, b", '{"q": 1, "c": 2}'], None)
     assert call(predict, parser.parse_args([])) == (None, None)
+
+
+def test_pretrain_commands_take_every_option_from_the_functions():
+    import inspect
+
+    from bertkit.cli import build_parser
+    from bertkit.pretrain.corpus import prepare_corpus
+    from bertkit.pretrain.run import pretrain
+
+    parser = build_parser()
+    run = parser.parse_args(["pretrain", "run", "data", "--out", "o", "--quiet", "--force-resume", "--lr", "3e-4"])
+    own = {"data_dir", "out_dir", "phases", "progress", "callbacks", "device"}
+    for name, param in inspect.signature(pretrain).parameters.items():
+        if name not in own | {"lr", "force_resume"}:
+            assert getattr(run, name) == param.default, name
+    assert (run.lr, run.force_resume, run.progress, run.data, run.out) == (3e-4, True, False, "data", "o")
+    prepare = parser.parse_args(["pretrain", "prepare", "a", "b", "--tokenizer", "t", "--out", "o",
+                                 "--masking", "static", "--whole-word"])  # fmt: skip
+    assert (prepare.inputs, prepare.tokenizer_dir, prepare.out_dir) == (["a", "b"], "t", "o")
+    assert (prepare.masking, prepare.whole_word, prepare.show_progress) == ("static", True, True)
+    assert prepare.max_length == inspect.signature(prepare_corpus).parameters["max_length"].default
+    with pytest.raises(SystemExit):
+        parser.parse_args(["pretrain", "prepare", "a", "--tokenizer", "t", "--out", "o", "--masking", "odd"])
+    vocab = parser.parse_args(["pretrain", "vocab", "corpus", "--out", "v", "--family", "roberta", "--no-lowercase"])
+    assert (vocab.family, vocab.lowercase, vocab.vocab_size, vocab.show_progress) == ("roberta", False, 30522, True)

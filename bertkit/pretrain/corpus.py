@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -34,7 +34,9 @@ from bertkit.pretrain.shards import MANIFEST, Manifest, Sample, ShardWriter
 from bertkit.tokenizer import Tokenizer
 
 Format = Literal["nsp", "sop", "full_sentences", "doc_sentences"]
-FORMATS: tuple[str, ...] = ("nsp", "sop", "full_sentences", "doc_sentences")
+FORMATS: tuple[str, ...] = get_args(Format)
+Masking = Literal["dynamic", "static"]
+MASKINGS: tuple[str, ...] = get_args(Masking)
 PACKED = ("full_sentences", "doc_sentences")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -277,8 +279,8 @@ def _round_samples(docs: list[_Doc], fmt: str, tokenizer: Tokenizer, max_length:
 def _check_args(fmt: str, max_length: int, masking: str, dupe_factor: int, workers: int) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if masking not in ("dynamic", "static"):
-        raise ValueError(f"masking must be 'dynamic' or 'static', got {masking!r}")
+    if masking not in MASKINGS:
+        raise ValueError(f"masking must be one of {MASKINGS}, got {masking!r}")
     if max_length < 8:
         raise ValueError(f"max_length={max_length} is too short for a sample (8 or more)")
     if dupe_factor < 1 or workers < 1:
@@ -295,7 +297,7 @@ def _clear(out: Path) -> None:
 
 def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_dir: str | Path, *,
                    format: Format = "nsp", max_length: int = 128, short_seq_prob: float = 0.1,
-                   dupe_factor: int = 1, masking: Literal["dynamic", "static"] = "dynamic",
+                   dupe_factor: int = 1, masking: Masking = "dynamic",
                    mlm_probability: float = 0.15, mask_mix: str | Sequence[float] = DEFAULT_MIX,
                    whole_word: bool = False, seed: int = 12345,
                    workers: int = 2, doc_separator: DocSeparator = "blank_line",
@@ -303,13 +305,32 @@ def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_
                    show_progress: bool = True) -> Manifest:
     """Turn text files (or folders, searched for `patterns`) into pre-training shards in `out_dir`.
 
-    `format`: "nsp" (BERT, next_sentence_label 1 = B is random), "sop" (ALBERT,
-    sentence_order_label 1 = swapped), "full_sentences" (RoBERTa, packed across documents, no pair
-    label) or "doc_sentences" (RoBERTa's DOC-SENTENCES: packed, never crossing a document).
-    `mask_mix` is the (mask, random, unchanged) split of selected tokens, "80/10/10" by default;
-    dynamic masking reads it from the manifest. `masking="static"` stores `dupe_factor` differently masked copies; "dynamic" leaves masking to
-    `MLMCollator` (nsp/sop still make `dupe_factor` differently cut copies). manifest.json is
-    written last, so a folder without one is incomplete.
+    `mask_mix` is the (mask, random, unchanged) split of selected tokens; dynamic masking reads it
+    from the manifest. With dynamic masking, nsp/sop still make `dupe_factor` differently cut
+    copies. manifest.json is written last, so a folder without one is incomplete.
+
+    Args:
+        inputs: text files or folders (searched recursively)
+        tokenizer_dir: tokenizer folder (e.g. from `pretrain vocab`)
+        out_dir: output folder (shards + manifest.json + tokenizer/)
+        format: nsp (BERT pairs; next_sentence_label 1 = B is random), sop (ALBERT;
+            sentence_order_label 1 = swapped), full_sentences (RoBERTa, packed across documents, no
+            pair label), doc_sentences (packed, never crossing a document)
+        max_length: tokens per sample, special tokens included
+        short_seq_prob: share of nsp/sop samples made shorter than max_length (BERT's recipe)
+        dupe_factor: differently cut (or, with static masking, masked) copies of the corpus
+        masking: dynamic (masks drawn per batch while training) or static (dupe_factor masked
+            copies stored in the shards)
+        mlm_probability: share of tokens selected for masking
+        mask_mix: shares of selected tokens replaced by [MASK] / a random token / left unchanged,
+            e.g. 80/10/10
+        whole_word: mask whole words
+        seed: random seed of the sampling (and of static masks)
+        workers: tokenising processes
+        doc_separator: what ends a document: a blank line, or the end of a file
+        patterns: file patterns searched for in folders
+        samples_per_shard: samples per shard file
+        show_progress: show progress bars
     """
     _check_args(format, max_length, masking, dupe_factor, workers)
     mix = parse_mask_mix(mask_mix)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from bertkit.pretrain.shards import Manifest
 IGNORE_INDEX = -100
 WordScheme = Literal["wordpiece", "prefix"]
 Objective = Literal["mlm", "left_to_right"]
-OBJECTIVES: tuple[str, ...] = ("mlm", "left_to_right")
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
 MaskMix = tuple[float, float, float]
 DEFAULT_MIX: MaskMix = (0.8, 0.1, 0.1)
 # Tokens that begin a word in byte-level BPE (RoBERTa) and SentencePiece/Unigram (ALBERT) vocabularies.

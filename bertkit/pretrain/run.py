@@ -289,6 +289,47 @@ def pretrain(
     sees positions <= t) to predict token t + 1, without NSP; `pair_objective=False` drops the
     NSP/SOP loss (and head) on nsp/sop data; `mask_mix` ("80/10/10", or three shares) replaces the
     corpus's [MASK]/random/unchanged mix for dynamic masking.
+
+    Args:
+        data_dir: prepared corpus folder
+        out_dir: output folder: model/, metrics.jsonl, checkpoints/
+        phases: [(prepared corpus folder, share of max_steps), ...] instead of data_dir
+        model: preset name, EncoderConfig fields (a dict, or on the command line a JSON file of
+            them), or a checkpoint to continue pre-training (default: the tokenizer family's base
+            preset)
+        layers: override the preset's layers
+        hidden: override the preset's hidden size (and its intermediate size, 4 × hidden)
+        heads: override the preset's attention heads
+        intermediate: override the preset's intermediate size
+        dropout: dropout during pre-training only (0 suits short budgets); the saved config keeps
+            the model's own
+        objective: mlm (masked LM, + NSP/SOP on pair data) or left_to_right (causal encoder,
+            next-token loss, no NSP)
+        pair_objective: NSP/SOP loss on nsp/sop data (--no-pair-objective: MLM alone, same samples)
+        mask_mix: [MASK]/random/unchanged shares for dynamic masking, e.g. 100/0/0 (default: the
+            prepared corpus's, normally 80/10/10)
+        lr: peak learning rate
+        batch_size: per process and micro-batch
+        grad_accum: micro-batches per optimizer step
+        optimizer: adamw or lamb (large batches)
+        weight_decay: decoupled weight decay
+        warmup: < 1: fraction of steps; >= 1: steps
+        max_steps: optimizer steps (sets the LR schedule's length)
+        epochs: passes over the data, used when max_steps is not given
+        max_minutes: stop cleanly and save after this long
+        bf16: bf16 autocast (default: on where the hardware computes bf16 natively: Ampere+ GPUs,
+            CPUs with AVX512-BF16 or AMX)
+        eval_data: prepared held-out corpus for MLM accuracy / perplexity
+        eval_every: evaluate on eval_data every N steps (default: each epoch)
+        checkpoint_every: write a resumable checkpoint every N steps
+        keep_checkpoints: checkpoints kept per phase
+        resume: continue from the newest checkpoint in OUT/checkpoints
+        force_resume: resume even though the data or options differ from the checkpoints'
+        seed: random seed (initial weights, data order, masks)
+        log_every: write a metrics record every N steps
+        progress: show a progress bar
+        callbacks: extra `fit` callbacks
+        device: training device (default: the GPU of this process's local rank, else the CPU)
     """
     # every check comes before the first write: a bad option leaves no (empty) --out behind
     check_options(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate, lr=lr,
