@@ -23,14 +23,13 @@ from torch import nn
 from bertkit.api import layers
 from bertkit.data.batching import pad_collate
 from bertkit.model import BertkitModel, load_model
-from bertkit.plotting import finish_figure, new_figure
 from bertkit.tasks.base import TaskData
 from bertkit.tasks.inference import forward_features
 from bertkit.tasks.report import Evaluation
 from bertkit.train.checkpoint import check_run, fingerprint_task_data, train_fingerprint
+from bertkit.train.history import History, plot_history
 from bertkit.train.loop import TrainConfig, fit
 from bertkit.train.lr_find import LRFinderResult, lr_find
-from bertkit.train.plots import History
 from bertkit.train.schedules import ScheduleName
 
 AUTOFIT_MAX_EPOCHS = 30
@@ -173,16 +172,7 @@ class Learner:
         """Training loss and validation loss against the step (PNG at `path`, or shown)."""
         if self.history is None:
             raise ValueError("nothing trained yet: call fit_onecycle, autofit or fit first")
-        show = path is None if show is None else show
-        fig, ax = new_figure(show)
-        for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
-            steps, values = self.history.series(key)
-            if steps:
-                ax.plot(steps, values, marker="o" if len(steps) < 30 else None, label=label)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.legend()
-        return finish_figure(fig, path, show)
+        return plot_history(self.history.records, path, ["loss"], show=path is None if show is None else show)
 
     # ------------------------------------------------------------------------- inspection
     def outputs(self, data: TaskData) -> list[np.ndarray]:

@@ -23,9 +23,10 @@ from bertkit.model.checkpoint import load_state, read_weights
 from bertkit.model.model import build
 from bertkit.pretrain.masking import MLMCollator
 from bertkit.pretrain.objectives import evaluate_pretraining
-from bertkit.pretrain.run import MetricsLog, TimeBudget, plot_metrics, save_pretrained
+from bertkit.pretrain.run import MetricsLog, TimeBudget, save_pretrained
 from bertkit.pretrain.shards import PretrainDataset
 from bertkit.train import TrainConfig, distributed, fit, native_bf16, set_seed
+from bertkit.train.history import plot_history
 
 PLOT_KEYS = ("loss", "kl_loss", "mlm_loss", "cos_loss", "mlm_accuracy", "perplexity")
 
@@ -159,7 +160,7 @@ def distill_general(
     if distributed.is_main():
         save_pretrained(student.cpu(), corpus.folder / manifest.tokenizer_dir, folder / "model")
         if log.records():
-            plot_metrics(log.records(), folder / "distillation.png", keys=PLOT_KEYS)
+            plot_history(log.records(), folder / "distillation.png", PLOT_KEYS, x="global_step")
     distributed.barrier()
     if initialised_here:
         torch.distributed.destroy_process_group()

@@ -24,7 +24,6 @@ from bertkit.config import PRESETS, EncoderConfig, preset
 from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
 from bertkit.model.checkpoint import write_model_files
-from bertkit.plotting import finish_figure, new_figure
 from bertkit.pretrain.masking import (
     DEFAULT_MIX,
     OBJECTIVES,
@@ -37,6 +36,7 @@ from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.shards import Manifest, PretrainDataset
 from bertkit.train import TrainConfig, TrainState, distributed, fit, native_bf16, set_seed
 from bertkit.train.checkpoint import check_run, fingerprint_data, train_fingerprint
+from bertkit.train.history import plot_history
 from bertkit.train.outputs import check_output, mark_run
 from bertkit.train.validation import check_options
 
@@ -178,25 +178,6 @@ def _tagged(record: dict[str, Any], phase: int, offset: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- outputs
-def plot_metrics(records: Sequence[dict[str, Any]], path: str | Path, keys: Sequence[str] = PLOT_KEYS) -> Path:
-    """MLM loss, MLM accuracy, perplexity and NSP/SOP accuracy (or `keys`; train and held-out) vs
-    global step."""
-    keys = [k for k in keys if any(k in r or f"val_{k}" in r for r in records)]
-    fig, axes = new_figure(figsize=(4.2 * max(1, len(keys)), 3.2), cols=max(1, len(keys)))
-    for ax, key in zip(axes.flat, keys, strict=False):
-        for name, label in ((key, "train"), (f"val_{key}", "held-out")):
-            points = [(r["global_step"], r[name]) for r in records if name in r]
-            if points:
-                ax.plot(*zip(*points, strict=True), marker="o" if len(points) < 30 else None, label=label)
-        ax.set_title(key.replace("_", " "))
-        ax.set_xlabel("step")
-        ax.legend()
-    if "perplexity" in keys:
-        axes.flat[keys.index("perplexity")].set_yscale("log")
-    finish_figure(fig, path)
-    return Path(path)
-
-
 def save_pretrained(model: BertkitModel, tokenizer_dir: Path, folder: Path) -> Path:
     """config.json + model.safetensors (HF layout, with the MLM/NSP head) + the tokenizer files."""
     with atomic_dir(folder) as tmp:
@@ -393,7 +374,7 @@ def pretrain(
         net.config = saved_config
         save_pretrained(net, phase.data.folder / manifest.tokenizer_dir, model_dir)
         if log.records():
-            plot_metrics(log.records(), out / "pretraining.png")
+            plot_history(log.records(), out / "pretraining.png", PLOT_KEYS, x="global_step")
     distributed.barrier()
     if initialised_here:
         torch.distributed.destroy_process_group()

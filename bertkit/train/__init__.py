@@ -10,10 +10,10 @@ from bertkit.train.distributed import (
     world_size,
 )
 from bertkit.train.hardware import native_bf16
+from bertkit.train.history import History
 from bertkit.train.loop import Callback, TrainConfig, TrainState, fit, set_seed
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.optim import Lamb, build_optimizer, param_groups
-from bertkit.train.plots import History
 from bertkit.train.schedules import get_schedule
 
 __all__ = [

@@ -31,8 +31,8 @@ from bertkit.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from bertkit.train.history import History
 from bertkit.train.optim import build_optimizer
-from bertkit.train.plots import History
 from bertkit.train.rowwise import RowAdamW, clip_grad_norm, row_gradients
 from bertkit.train.schedules import ScheduleName, get_schedule
 from bertkit.train.validation import check_options
