@@ -26,3 +26,18 @@ def test_no_cpuinfo_means_no_native_bf16(tmp_path: Path) -> None:
     assert cpu_flags(tmp_path / "missing") == set()
     assert native_bf16("cpu", cpuinfo=tmp_path / "missing") is False
     assert native_bf16("meta") is False
+
+
+def test_default_device_and_to_device(monkeypatch):
+    import torch
+
+    from bertkit.train.hardware import default_device, to_device
+
+    assert default_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("bertkit.train.hardware.local_rank", lambda: 1)
+    assert default_device() == torch.device("cuda", 1)  # a torchrun process takes its own GPU
+    moved = to_device({"ids": torch.ones(2), "words": ["a"]}, torch.device("cpu"))
+    assert moved["words"] == ["a"] and moved["ids"].device.type == "cpu"

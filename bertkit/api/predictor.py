@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from bertkit._version import __version__
 from bertkit.io import atomic_dir, save_json
@@ -26,6 +25,7 @@ from bertkit.tasks.base import Task, TaskData
 from bertkit.tasks.inference import forward_features
 from bertkit.tasks.registry import task_class
 from bertkit.tokenizer import Tokenizer
+from bertkit.train.hardware import default_device
 
 META_FILE = "bertkit.json"
 FORMAT = "bertkit-predictor"
@@ -166,7 +166,7 @@ def load_predictor(folder: str | Path, batch_size: int = 32, device: str | None 
     precision = check_precision(precision or _check_json(folder / META_FILE).get("precision", "fp32"))
     if precision in ("int8", "onnx"):
         device = "cpu"  # quantised linear layers and our ONNX session run on the CPU
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(default_device(device))
     return Predictor(apply_precision(model, precision, folder), tokenizer, settings, batch_size)
 
 

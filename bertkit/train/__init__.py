@@ -9,7 +9,7 @@ from bertkit.train.distributed import (
     rank,
     world_size,
 )
-from bertkit.train.hardware import native_bf16
+from bertkit.train.hardware import default_device, native_bf16, to_device
 from bertkit.train.history import History
 from bertkit.train.loop import Callback, TrainConfig, TrainState, fit, set_seed
 from bertkit.train.lr_find import LRFinderResult, lr_find
@@ -26,6 +26,7 @@ __all__ = [
     "all_reduce_mean",
     "barrier",
     "build_optimizer",
+    "default_device",
     "fit",
     "get_schedule",
     "init_distributed",
@@ -38,5 +39,6 @@ __all__ = [
     "rank",
     "save_checkpoint",
     "set_seed",
+    "to_device",
     "world_size",
 ]

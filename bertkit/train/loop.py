@@ -31,6 +31,7 @@ from bertkit.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from bertkit.train.hardware import default_device, to_device
 from bertkit.train.history import History
 from bertkit.train.optim import build_optimizer
 from bertkit.train.rowwise import RowAdamW, clip_grad_norm, row_gradients
@@ -129,20 +130,6 @@ def _call(callbacks: Sequence[Any], hook: str, *args: Any) -> None:
             getattr(cb, hook)(*args)
 
 
-def _default_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", distributed.local_rank())
-    return torch.device("cpu")
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {
-        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
-    }
-
-
 @dataclass
 class _Run:
     """The moving parts of one `fit` call, so helpers take one argument instead of ten."""
@@ -225,7 +212,7 @@ def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, d
     if len(data) == 0:
         raise ValueError("train_data is empty: nothing to train on")
     set_seed(config.seed)
-    device = _default_device(device)
+    device = default_device(device)
     model.to(device)
     world = distributed.world_size()
     sampler = LengthBucketSampler(
@@ -307,7 +294,7 @@ def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[
     examples = 0
     for i, indices in enumerate(window):
         with record_function("step.data"):
-            batch = _to_device(run.collate([run.data[j] for j in indices]), run.device)
+            batch = to_device(run.collate([run.data[j] for j in indices]), run.device)
         last = i == len(window) - 1
         # gradients are all-reduced by DDP only on the last micro-batch of the window
         sync = (

@@ -15,7 +15,8 @@ from torch import nn
 from bertkit.data.batching import LengthBucketSampler
 from bertkit.plotting import finish_figure, new_figure
 from bertkit.train.checkpoint import capture_rng, restore_rng
-from bertkit.train.loop import LossFn, _default_device, _to_device
+from bertkit.train.hardware import default_device, to_device
+from bertkit.train.loop import LossFn
 from bertkit.train.optim import build_optimizer
 
 SKIP_START = 0.1  # ignore the first 10% of points: the smoothed curve is still settling there
@@ -88,7 +89,7 @@ def lr_find(
     rising exponentially from `start_lr` to `end_lr`; stop when the smoothed loss exceeds
     `stop_factor` times its best. The model's weights, training mode and the RNG states are
     restored afterwards, so the range test does not change a later `fit`."""
-    device = _default_device(device)
+    device = default_device(device)
     model.to(device)
     saved_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     saved_rng, was_training = capture_rng(), model.training
@@ -112,7 +113,7 @@ def lr_find(
             lr = start_lr * ratio**i
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = _to_device(collate([train_data[j] for j in indices]), device)
+            batch = to_device(collate([train_data[j] for j in indices]), device)
             loss, _ = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
