@@ -28,9 +28,10 @@ from bertkit.tasks.inference import forward_features
 from bertkit.tasks.report import Evaluation
 from bertkit.train.checkpoint import check_run, fingerprint_task_data, train_fingerprint
 from bertkit.train.history import History, plot_history
-from bertkit.train.loop import TrainConfig, fit
+from bertkit.train.loop import fit
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.schedules import ScheduleName
+from bertkit.train.state import TrainConfig
 
 AUTOFIT_MAX_EPOCHS = 30
 DEFAULT_WEIGHT_DECAY = 0.01

@@ -11,10 +11,11 @@ from bertkit.train.distributed import (
 )
 from bertkit.train.hardware import default_device, native_bf16, to_device
 from bertkit.train.history import History
-from bertkit.train.loop import Callback, TrainConfig, TrainState, fit, set_seed
+from bertkit.train.loop import fit
 from bertkit.train.lr_find import LRFinderResult, lr_find
 from bertkit.train.optim import Lamb, build_optimizer, param_groups
 from bertkit.train.schedules import get_schedule
+from bertkit.train.state import Callback, TrainConfig, TrainState, set_seed
 
 __all__ = [
     "Callback",

@@ -16,8 +16,8 @@ from bertkit.data.batching import LengthBucketSampler
 from bertkit.plotting import finish_figure, new_figure
 from bertkit.train.checkpoint import capture_rng, restore_rng
 from bertkit.train.hardware import default_device, to_device
-from bertkit.train.loop import LossFn
 from bertkit.train.optim import build_optimizer
+from bertkit.train.state import LossFn
 
 SKIP_START = 0.1  # ignore the first 10% of points: the smoothed curve is still settling there
 SKIP_END = 3  # and the last points, where the loss is already diverging
