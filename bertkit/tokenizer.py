@@ -15,6 +15,7 @@ from typing import Any, Literal
 from tokenizers import Encoding
 from tokenizers import Tokenizer as Backend
 
+from bertkit.data.batching import pad_sequences
 from bertkit.hub import resolve
 from bertkit.io import atomic_write_text, save_json
 from bertkit.tokenizer_files import (
@@ -334,7 +335,7 @@ class Tokenizer:
         fill = {**_PAD_FILL, "input_ids": self.pad_id}
         for key, rows in out.items():
             if key in fill:
-                out[key] = [row + [fill[key]] * (length - len(row)) for row in rows]
+                out[key] = pad_sequences(rows, length, fill[key])
 
     # ----------------------------------------------------------------------------- saving
     def save(self, folder: str | os.PathLike) -> None:

@@ -103,3 +103,17 @@ def test_collate_scalar_multilabel_multiple_choice_and_multiple_of():
         [{"input_ids": [[1, 2, 3], [4]], "labels": 1}, {"input_ids": [[5], [6, 7]], "labels": 0}]
     )
     assert choice["input_ids"].tolist() == [[[1, 2, 3], [4, 0, 0]], [[5, 0, 0], [6, 7, 0]]]
+
+
+def test_one_padding_routine_gives_lists_or_tensors():
+    import numpy as np
+    import torch
+
+    from bertkit.data.batching import pad_sequences, pad_vectors
+
+    assert pad_sequences([[1, 2], np.array([3])], 3, 0) == [[1, 2, 0], [3, 0, 0]]
+    assert pad_sequences([[(0, 1)], []], 2, (0, 0)) == [[(0, 1), (0, 0)], [(0, 0), (0, 0)]]
+    padded = pad_sequences([np.array([5, 6]), [7]], 4, -100, dtype=torch.long)
+    assert padded.dtype == torch.long and padded.tolist() == [[5, 6, -100, -100], [7, -100, -100, -100]]
+    vectors = pad_vectors([np.ones((2, 3, 4)), np.ones((1, 3, 4))], 3)
+    assert vectors.shape == (2, 3, 3, 4) and vectors[1, 1:].sum() == 0 and vectors[0, :2].sum() == 24

@@ -12,6 +12,7 @@ from typing import Any, Literal, TextIO
 import numpy as np
 
 from bertkit.cli_options import add_options, call
+from bertkit.data.batching import pad_vectors
 from bertkit.io import atomic_write_bytes
 from bertkit.tasks.features import DEFAULT_MODEL, FeatureExtractor, LayerChoice, similarity_table
 
@@ -104,18 +105,10 @@ def features(texts: list[str] | None = None, *, out: str, file: str | None = Non
     else:
         tokens = extractor.token_vectors(items, progress=progress)
         shape = [sum(len(t) for t, _ in tokens), *tokens[0][1].shape[1:]]
-        _save_npy(out, _padded(tokens)) if suffix == ".npy" else _save_tokens_parquet(out, tokens)
+        _save_npy(out, pad_vectors([v for _, v in tokens], max(len(t) for t, _ in tokens))) if suffix == ".npy" else _save_tokens_parquet(out, tokens)
     summary = {"texts": len(items), "level": level, "layers": layers, "shape": shape, "out": str(out)}
     print(json.dumps(summary))
     return summary
-
-
-def _padded(tokens: list[tuple[list[str], np.ndarray]]) -> np.ndarray:
-    longest = max(len(t) for t, _ in tokens)
-    array = np.zeros((len(tokens), longest, *tokens[0][1].shape[1:]), dtype=np.float32)
-    for i, (_, vectors) in enumerate(tokens):
-        array[i, : len(vectors)] = vectors
-    return array
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

@@ -127,11 +127,35 @@ def _longest(value: Any) -> int:
     return max(shape) if isinstance(shape, tuple) else shape
 
 
+def pad_sequences(rows: Sequence[Any], length: int, fill: Any, *, dtype: torch.dtype | None = None) -> Any:
+    """Every row of per-token values filled up to `length` with `fill`: a (rows, length) tensor of
+    `dtype`, or (dtype None) lists, for values a tensor cannot hold (offset pairs, None word ids)."""
+    if dtype is None:
+        return [_as_list(row) + [fill] * (length - len(row)) for row in rows]
+    out = torch.full((len(rows), length), fill, dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.as_tensor(row, dtype=dtype)
+    return out
+
+
+def pad_vectors(rows: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """(rows, length, ...) float32: each (seq, ...) array of per-token vectors padded with zeros."""
+    out = np.zeros((len(rows), length, *rows[0].shape[1:]), dtype=np.float32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def _as_list(value: Any) -> list:
+    return value.tolist() if isinstance(value, (np.ndarray, torch.Tensor)) else list(value)
+
+
 def _pad_last(value: Any, length: int, fill: int) -> list:
-    value = value.tolist() if isinstance(value, (np.ndarray, torch.Tensor)) else list(value)
+    """A sequence, or each sequence of a multiple-choice feature's rows, padded to `length`."""
+    value = _as_list(value)
     if value and isinstance(value[0], (list, tuple, np.ndarray, torch.Tensor)):
-        return [_pad_last(v, length, fill) for v in value]
-    return value + [fill] * (length - len(value))
+        return pad_sequences(value, length, fill)
+    return pad_sequences([value], length, fill)[0]
 
 
 def _is_float_list(value: Any) -> bool:
@@ -163,7 +187,7 @@ def pad_collate(
     for key in features[0]:
         values = [f[key] for f in features]
         if all(_is_token_vectors(v, f["input_ids"]) for v, f in zip(values, features, strict=True)):
-            batch[key] = _pad_rows(values, longest)
+            batch[key] = torch.from_numpy(pad_vectors(values, longest))
             continue
         per_token = all(
             _shape(v) == _shape(f["input_ids"]) and _shape(v) != () and not _is_float_list(v)
@@ -180,14 +204,6 @@ def _is_token_vectors(value: Any, input_ids: Any) -> bool:
     example a teacher's logits in distillation)."""
     return (isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind == "f"
             and not isinstance(_shape(input_ids), tuple) and value.shape[0] == len(input_ids))
-
-
-def _pad_rows(values: list[np.ndarray], length: int) -> torch.Tensor:
-    """(batch, length, k) float32: each (seq, k) array padded with zero rows."""
-    out = np.zeros((len(values), length, values[0].shape[1]), dtype=np.float32)
-    for i, value in enumerate(values):
-        out[i, : len(value)] = value
-    return torch.from_numpy(out)
 
 
 def _to_tensor(values: list[Any]) -> Any:

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
+from bertkit.data.batching import pad_sequences
 from bertkit.pretrain.shards import Manifest
 
 IGNORE_INDEX = -100
@@ -151,14 +152,6 @@ def batch_seed(seed: int, epoch: int, indices: Sequence[int]) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def _pad(rows: list[Any], length: int, value: int, dtype: torch.dtype) -> torch.Tensor:
-    out = torch.full((len(rows), length), value, dtype=dtype)
-    for i, row in enumerate(rows):
-        row = torch.as_tensor(row, dtype=dtype)
-        out[i, : len(row)] = row
-    return out
-
-
 class MLMCollator:
     """Pad a list of `PretrainDataset` items into a batch and mask it (or pass static masks through);
     with `objective="left_to_right"` nothing is masked and `labels` are the next tokens.
@@ -201,11 +194,11 @@ class MLMCollator:
         length = max(lengths)
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        input_ids = _pad([it["input_ids"] for it in items], length, self.pad_id, torch.long)
+        input_ids = pad_sequences([it["input_ids"] for it in items], length, self.pad_id, dtype=torch.long)
         batch = {"input_ids": input_ids,
-                 "attention_mask": _pad([[1] * n for n in lengths], length, 0, torch.long)}
+                 "attention_mask": pad_sequences([[1] * n for n in lengths], length, 0, dtype=torch.long)}
         if "token_type_ids" in items[0]:
-            batch["token_type_ids"] = _pad([it["token_type_ids"] for it in items], length, 0, torch.long)
+            batch["token_type_ids"] = pad_sequences([it["token_type_ids"] for it in items], length, 0, dtype=torch.long)
         for key in ("next_sentence_label", "sentence_order_label"):
             if key in items[0]:
                 batch[key] = torch.tensor([int(it[key]) for it in items], dtype=torch.long)
@@ -216,7 +209,7 @@ class MLMCollator:
             batch["labels"] = next_token_labels(input_ids, torch.tensor(lengths))
             return batch
         if "labels" in items[0]:  # static masking: corrupted at preparation time
-            batch["labels"] = _pad([it["labels"] for it in items], length, IGNORE_INDEX, torch.long)
+            batch["labels"] = pad_sequences([it["labels"] for it in items], length, IGNORE_INDEX, dtype=torch.long)
             return batch
         batch["input_ids"], batch["labels"] = self._mask(items, input_ids, length)
         return batch
@@ -231,7 +224,7 @@ class MLMCollator:
             if "word_starts" not in items[0]:
                 raise KeyError("whole_word=True needs 'word_starts' in the items: prepare the corpus "
                                "with whole_word=True")
-            word_starts = _pad([it["word_starts"] for it in items], length, 0, torch.bool)
+            word_starts = pad_sequences([it["word_starts"] for it in items], length, 0, dtype=torch.bool)
         generator = torch.Generator().manual_seed(
             batch_seed(self.seed, self.epoch, [int(it["index"]) for it in items]))
         special = torch.isin(input_ids, torch.tensor(self.special_ids))
