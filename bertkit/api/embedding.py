@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
+from bertkit.data.batching import pad_vectors
 from bertkit.model import load_model
+from bertkit.tasks.features import FeatureExtractor
 from bertkit.tokenizer import Tokenizer
 
 
@@ -25,22 +26,16 @@ class TransformerEmbedding:
         self.layers = list(layers)
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def embed(self, texts: str | Sequence[str], word_level: bool = True, max_length: int = 512) -> np.ndarray:
         """word_level: (texts, tokens, dim) with the [CLS]/[SEP] positions, zero past each text's end
         (tokens = the longest text's count); else (texts, dim), the mean over each text's tokens."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         limit = min(max_length, self.model.config.max_positions - self.model.config.position_offset)
-        batches = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[start : start + self.batch_size], max_length=limit, padding=True,
-                                   return_tensors="pt")  # fmt: skip
-            out = self.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
-                             output_hidden_states=True)  # fmt: skip
-            hidden = torch.cat([out.hidden_states[i] for i in self.layers], dim=-1)  # (batch, seq, dim)
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            batches.append((hidden * mask).numpy() if word_level else ((hidden * mask).sum(1) / mask.sum(1)).numpy())
+        # every hidden state, so that the chosen ones can be concatenated rather than averaged
+        extractor = FeatureExtractor(self.model, self.tokenizer, pooling="mean", layers="all", normalize=False,
+                                     maxlen=limit, batch_size=self.batch_size)  # fmt: skip
         if not word_level:
-            return np.concatenate(batches)
-        longest = max(b.shape[1] for b in batches)
-        return np.concatenate([np.pad(b, ((0, 0), (0, longest - b.shape[1]), (0, 0))) for b in batches])
+            states = extractor.encode(texts)  # (texts, layers + 1, hidden)
+            return states[:, self.layers].reshape(len(texts), -1)
+        tokens = [vectors[:, self.layers].reshape(len(vectors), -1) for _, vectors in extractor.token_vectors(texts)]
+        return pad_vectors(tokens, max(len(v) for v in tokens))

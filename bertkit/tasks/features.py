@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..model import BertkitModel, load_model
 from ..tokenizer import Tokenizer
+from .inference import batched_outputs
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 Pooling = Literal["mean", "first", "cls", "pooler"]
 LayerChoice = Literal["last", "second_to_last", "sum_last_four", "concat_last_four", "all"]
-LAYER_CHOICES = ("last", "second_to_last", "sum_last_four", "concat_last_four", "all")
-POOLINGS = ("mean", "first", "cls", "pooler")
+LAYER_CHOICES: tuple[str, ...] = get_args(LayerChoice)
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 
 
 class FeatureExtractor:
@@ -89,25 +89,14 @@ class FeatureExtractor:
         return out
 
     def _batches(self, texts: list[str], progress: bool) -> Iterator[tuple[list[int], dict, torch.Tensor, torch.Tensor]]:
-        """(indices, tokenised batch, chosen hidden states, pooler output) per batch of similar lengths."""
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        starts = range(0, len(texts), self.batch_size)
-        for start in tqdm(starts, disable=not progress, desc="features", unit="batch"):
-            chosen = order[start : start + self.batch_size]
-            batch = self.tokenizer([texts[i] for i in chosen], max_length=self.maxlen, padding=True,
-                                   return_tensors="pt")  # fmt: skip
-            batch = {k: v.to(device) for k, v in batch.items()}
-            yield chosen, batch, *self._hidden(batch)
-
-    def _hidden(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The chosen layers, (batch, seq, dim) — (batch, seq, layers + 1, hidden) for "all" —
-        and the pooler's output (None without a pooler)."""
+        """(indices, batch, chosen hidden states, pooler output) per batch of similar lengths."""
+        encoded = self.tokenizer(texts, max_length=self.maxlen)
+        features = [dict(zip(encoded, row, strict=True)) for row in zip(*encoded.values(), strict=True)]
         needs_all = self.layers not in ((-1,), "last")
-        out = self.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
-                         output_hidden_states=needs_all)  # fmt: skip
-        return self._combine(out.hidden_states or (out.last_hidden_state,)), out.pooled_output
+        for chosen, batch, out in batched_outputs(self.model, features, pad_id=self.tokenizer.pad_id or 0,
+                                                  batch_size=self.batch_size, output_hidden_states=needs_all,
+                                                  progress="features" if progress else None):  # fmt: skip
+            yield chosen, batch, self._combine(out.hidden_states or (out.last_hidden_state,)), out.pooled_output
 
     def _combine(self, states: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """One tensor from the embedding output and every layer's (`states`)."""

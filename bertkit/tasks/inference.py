@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from bertkit.data.batching import pad_collate
 from bertkit.model.encoder import packed_inference
@@ -51,38 +52,55 @@ def precision_context(model: nn.Module, device: torch.device) -> contextlib.Abst
     return contextlib.nullcontext()
 
 
-@torch.inference_mode()
-def forward_features(
+def batched_outputs(
     model: nn.Module, features: Sequence[dict[str, Any]], *, pad_id: int, batch_size: int | None = None,
-    max_tokens: int = MAX_TOKENS, packed: bool = True,
-) -> list[np.ndarray]:  # fmt: skip
-    """The head's logits of every feature, as float32 arrays in feature order.
+    max_tokens: int = MAX_TOKENS, packed: bool = True, output_hidden_states: bool = False,
+    progress: str | None = None,
+) -> Iterator[tuple[list[int], dict[str, torch.Tensor], Any]]:  # fmt: skip
+    """The one inference loop: (feature indices, padded batch on the model's device, model output)
+    for every batch; the model runs in eval mode under `torch.inference_mode()`.
 
     Features are sorted by length and batched by a token budget (`max_tokens` padded tokens, at
     most `batch_size` features when given). With `packed`, a batch whose padding is more than 5%
     of it runs unpadded: only real tokens go through the linear layers, attention runs per
-    sequence (fp32 outputs equal the padded ones to float rounding). Token-level logits (batch,
-    seq, k) come back cut to each feature's real length, (seq, k); sentence-level ones as (k,) and
-    multiple-choice ones as (choices,).
+    sequence (fp32 outputs equal the padded ones to float rounding; not with hidden states).
+    `progress` names a progress bar over the batches.
     """
     device = model_device(model)
     was_training = model.training
     model.eval()
     lengths = [_length(f["input_ids"]) for f in features]
-    outputs: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(features)
+    chunks = list(token_batches(lengths, max_tokens, batch_size))
+    # asked for only when wanted: an exported (ONNX) model takes the inputs alone
+    options = {"output_hidden_states": True} if output_hidden_states else {}
     try:
-        for chunk in token_batches(lengths, max_tokens, batch_size):
+        for chunk in tqdm(chunks, disable=progress is None, desc=progress, unit="batch"):
             rows = [{k: features[i][k] for k in MODEL_INPUTS if k in features[i]} for i in chunk]
-            batch = pad_collate(rows, pad_id)
+            batch = {k: v.to(device) for k, v in pad_collate(rows, pad_id).items()}
             real = sum(lengths[i] for i in chunk)
             pack = packed and real < (1 - PACK_WASTE) * len(chunk) * lengths[chunk[-1]]
-            with packed_inference(model, pack), precision_context(model, device):
-                logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            logits = logits.float().cpu().numpy()
-            for i, row in zip(chunk, logits, strict=True):
-                outputs[i] = row[: lengths[i]] if logits.ndim == 3 else row
+            with torch.inference_mode(), packed_inference(model, pack), precision_context(model, device):
+                out = model(**batch, **options)
+            yield chunk, batch, out
     finally:
         model.train(was_training)
+
+
+def forward_features(
+    model: nn.Module, features: Sequence[dict[str, Any]], *, pad_id: int, batch_size: int | None = None,
+    max_tokens: int = MAX_TOKENS, packed: bool = True,
+) -> list[np.ndarray]:  # fmt: skip
+    """The head's logits of every feature, as float32 arrays in feature order (batched as
+    `batched_outputs` does). Token-level logits (batch, seq, k) come back cut to each feature's
+    real length, (seq, k); sentence-level ones as (k,) and multiple-choice ones as (choices,).
+    """
+    lengths = [_length(f["input_ids"]) for f in features]
+    outputs: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(features)
+    for chunk, _, out in batched_outputs(model, features, pad_id=pad_id, batch_size=batch_size,
+                                         max_tokens=max_tokens, packed=packed):  # fmt: skip
+        logits = out.logits.float().cpu().numpy()
+        for i, row in zip(chunk, logits, strict=True):
+            outputs[i] = row[: lengths[i]] if logits.ndim == 3 else row
     return outputs
 
 
