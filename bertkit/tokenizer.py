@@ -1,7 +1,7 @@
 """Tokenizer over the `tokenizers` library: BERT WordPiece, RoBERTa byte-level BPE and ALBERT Unigram.
 
-Loads tokenizer.json, or builds the same pipeline as the reference tokenizers from vocab.txt,
-vocab.json + merges.txt or spiece.model; encodes single texts and pairs with truncation, padding,
+Loads a folder's files (`bertkit.tokenizer_files`: tokenizer.json, or the same pipeline as the
+reference tokenizers built from vocab.txt, vocab.json + merges.txt or spiece.model); encodes single texts and pairs with truncation, padding,
 offsets, word ids and overflowing windows; saves a folder that `transformers` also loads.
 """
 
@@ -21,12 +21,9 @@ from bertkit.io import atomic_write_text, save_json
 from bertkit.tokenizer_files import (
     SPECIAL_NAMES,
     backend_from_file,
-    byte_level_bpe_from_files,
     class_for,
-    read_config,
+    read_folder,
     register_specials,
-    unigram_from_spiece,
-    wordpiece_from_vocab,
 )
 
 # Candidates tried, in order, when a folder does not name its special tokens: BERT/ALBERT, then RoBERTa.
@@ -37,10 +34,6 @@ _CANDIDATES = {
     "mask": ("[MASK]", "<mask>"),
     "unk": ("[UNK]", "<unk>"),
 }
-_LOOKED_FOR = "tokenizer.json, vocab.txt, vocab.json + merges.txt, spiece.model"
-# transformers writes this sentinel as model_max_length when a checkpoint sets no limit.
-_NO_LIMIT = 10**9
-
 Truncation = bool | Literal["longest_first", "only_first", "only_second"]
 Padding = bool | Literal["longest", "max_length"]
 
@@ -99,34 +92,8 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike) -> Tokenizer:
         """Load the tokenizer of a checkpoint folder or hub name (see `bertkit.hub.resolve`)."""
-        folder = resolve(name_or_path)
-        config = read_config(folder)
-        lower = config.get("do_lower_case")
-        if (folder / "tokenizer.json").is_file():
-            backend, kind = backend_from_file(folder / "tokenizer.json"), None
-        elif (folder / "vocab.txt").is_file():
-            lower = True if lower is None else bool(lower)
-            backend, kind = wordpiece_from_vocab(folder, config, lower), "BertTokenizer"
-        elif (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-            backend, kind = byte_level_bpe_from_files(folder, config), "RobertaTokenizer"
-        elif (folder / "spiece.model").is_file():
-            lower = True if lower is None else bool(lower)
-            backend, kind = unigram_from_spiece(folder, config, lower), "AlbertTokenizer"
-        else:
-            raise FileNotFoundError(
-                f"No tokenizer files in {folder}: looked for {_LOOKED_FOR}. Pass the folder of a "
-                "BERT-family checkpoint, or save a tokenizer there with Tokenizer.save(folder)."
-            )
-        limit = config.get("model_max_length")
-        return cls(
-            backend,
-            **{f"{name}_token": config.get(f"{name}_token") for name in SPECIAL_NAMES},
-            model_max_length=int(limit)
-            if isinstance(limit, int | float) and limit < _NO_LIMIT
-            else None,
-            do_lower_case=lower,
-            tokenizer_class=kind or config.get("tokenizer_class"),
-        )
+        backend, options = read_folder(resolve(name_or_path))
+        return cls(backend, **options)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **specials: Any) -> Tokenizer:

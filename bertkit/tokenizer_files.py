@@ -12,6 +12,38 @@ from tokenizers import Tokenizer as Backend
 from tokenizers.models import BPE, Unigram, WordPiece
 
 SPECIAL_NAMES = ("cls", "sep", "pad", "mask", "unk")
+_LOOKED_FOR = "tokenizer.json, vocab.txt, vocab.json + merges.txt, spiece.model"
+# transformers writes this sentinel as model_max_length when a checkpoint sets no limit.
+_NO_LIMIT = 10**9
+
+
+def read_folder(folder: Path) -> tuple[Backend, dict[str, Any]]:
+    """A tokenizer folder's pipeline and the `Tokenizer` options its config sets (special tokens,
+    model_max_length, do_lower_case, tokenizer_class)."""
+    config = read_config(folder)
+    lower = config.get("do_lower_case")
+    if (folder / "tokenizer.json").is_file():
+        backend, kind = backend_from_file(folder / "tokenizer.json"), None
+    elif (folder / "vocab.txt").is_file():
+        lower = True if lower is None else bool(lower)
+        backend, kind = wordpiece_from_vocab(folder, config, lower), "BertTokenizer"
+    elif (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        backend, kind = byte_level_bpe_from_files(folder, config), "RobertaTokenizer"
+    elif (folder / "spiece.model").is_file():
+        lower = True if lower is None else bool(lower)
+        backend, kind = unigram_from_spiece(folder, config, lower), "AlbertTokenizer"
+    else:
+        raise FileNotFoundError(
+            f"No tokenizer files in {folder}: looked for {_LOOKED_FOR}. Pass the folder of a "
+            "BERT-family checkpoint, or save a tokenizer there with Tokenizer.save(folder)."
+        )
+    limit = config.get("model_max_length")
+    return backend, {
+        **{f"{name}_token": config.get(f"{name}_token") for name in SPECIAL_NAMES},
+        "model_max_length": int(limit) if isinstance(limit, int | float) and limit < _NO_LIMIT else None,
+        "do_lower_case": lower,
+        "tokenizer_class": kind or config.get("tokenizer_class"),
+    }
 
 
 def read_json(path: Path) -> dict[str, Any]:
