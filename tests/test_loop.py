@@ -262,3 +262,11 @@ def test_bf16_autocast_runs_and_learns():
     )  # fmt: skip
     assert math.isfinite(history.records[-1]["loss"])
     assert history.records[-1]["loss"] < history.records[0]["loss"]
+
+
+def test_every_schedule_name_has_its_function():
+    from typing import get_args
+
+    from bertkit.train.schedules import SCHEDULES, ScheduleName
+
+    assert tuple(SCHEDULES) == get_args(ScheduleName)  # the CLI's choices come from the Literal

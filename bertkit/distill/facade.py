@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from bertkit.api.learner import Learner
 from bertkit.api.predictor import Predictor, load_predictor
 from bertkit.cli_options import option_names
+from bertkit.config import Family
 from bertkit.distill.task import prepare_student
 from bertkit.io import atomic_dir, save_json
 from bertkit.tasks.base import TaskData
@@ -85,7 +86,7 @@ def distill_task(
     teacher: str, train: str, out: str, valid: str | None = None, *,
     unlabeled: str | None = None, read_options: dict[str, Any] | None = None,
     layers: list[int] | None = None, num_layers: int | None = None,
-    family: Literal["bert", "roberta", "distilbert", "albert"] | None = None,
+    family: Family | None = None,
     temperature: float = 2.0, alpha: float = 0.5, epochs: int = 3, lr: float = 1e-4,
     batch_size: int = 32, schedule: ScheduleName = "linear", warmup: float = 0.1, seed: int = 42,
     max_steps: int | None = None, bf16: bool = False, grad_accum: int = 1, progress: bool = True,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from bertkit.config import EncoderConfig
+from bertkit.config import EncoderConfig, Family
 from bertkit.distill.losses import triple_loss
 from bertkit.distill.student import make_student
 from bertkit.hub import resolve
@@ -69,7 +69,7 @@ def distill_general(
     teacher: str,
     layers: list[int] | None = None,
     num_layers: int | None = None,
-    family: Literal["bert", "roberta", "distilbert", "albert"] | None = None,
+    family: Family | None = None,
     temperature: float = 2.0,
     alpha_ce: float = 5.0,
     alpha_mlm: float = 2.0,

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.cli_options import add_options, call
+from bertkit.config import Family
 from bertkit.pretrain.corpus import prepare_corpus
 from bertkit.pretrain.documents import DEFAULT_PATTERNS, find_files
-from bertkit.pretrain.vocab import Family, train_vocab
+from bertkit.pretrain.vocab import train_vocab
 
 
 def build_vocab(inputs: Sequence[str], out: str, *, family: Family = "bert", vocab_size: int = 30522,
