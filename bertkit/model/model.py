@@ -18,7 +18,7 @@ from .checkpoint import (
     rename_legacy,
 )
 from .checkpoint import save_model as _save_model
-from .encoder import Encoder, init_weights
+from .encoder import Encoder, Pooler, init_weights
 from .heads import HEADS, ModelOutput
 
 __all__ = ["BertkitModel", "ModelOutput", "build", "build_head", "check_labels", "load_model"]
@@ -41,9 +41,12 @@ class BertkitModel(nn.Module):
             if not (head is None or isinstance(head, str)):
                 raise TypeError("with an EncoderConfig, name the head (a key of HEADS); pass a built Encoder "
                                 "to compose a head module")
-            head_name, (num_labels, head) = head, build_head(encoder, head, num_labels)
-            pooler = encoder.table.pooler and (head is None or getattr(head, "uses_pooler", False))
-            encoder = Encoder(encoder, pooler=pooler)
+            config, encoder = encoder, Encoder(encoder, pooler=False)
+            # encoder first: a head that keeps its own initialisation (the LSTM's) draws random
+            # numbers after it, so seeded builds stay as they were; the head decides on the pooler
+            head_name, (num_labels, head) = head, build_head(config, head, num_labels)
+            if config.table.pooler and (head is None or getattr(head, "uses_pooler", False)):
+                encoder.pooler = Pooler(config.hidden_size)
         elif isinstance(head, str) or (head is not None and head_name is None):
             raise TypeError("compose a built Encoder with a head module and its head_name; build a head "
                             "by name from an EncoderConfig")
