@@ -114,7 +114,7 @@ def key_table(config: EncoderConfig, head: str | None) -> dict[str, tuple[str, .
 def _our_table(model: nn.Module) -> dict[str, tuple[str, ...]]:
     """`key_table` for this model's keys; head keys without a checkpoint name keep ours."""
     table = key_table(model.config, model.head_name)
-    return {k: table.get(k) or ((k,) if not k.startswith("encoder.") else table[k]) for k in model.state_dict()}
+    return {k: table[k] if k in table or k.startswith("encoder.") else (k,) for k in model.state_dict()}
 
 
 def known_head_keys(table: FamilySpec) -> set[str]:
@@ -135,10 +135,10 @@ def normalise_keys(state: dict[str, torch.Tensor], table: FamilySpec) -> dict[st
 
 def rename_legacy(state: dict[str, torch.Tensor], prefix: str = "") -> None:
     """Rename (in place) keys of our own state dicts that an earlier release named differently."""
-    for key in [k for k in state if k.startswith(prefix)]:
+    for key in list(state):
         for old, new in RENAMED:
-            if key.startswith(prefix + old) and prefix + new + key[len(prefix + old):] not in state:
-                state[prefix + new + key[len(prefix + old):]] = state.pop(key)
+            if key.startswith(prefix + old):
+                state.setdefault(prefix + new + key[len(prefix + old) :], state.pop(key))
 
 
 class CheckpointError(ValueError):
