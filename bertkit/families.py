@@ -188,3 +188,13 @@ def family(name: str) -> FamilySpec:
     if name not in FAMILY_TABLE:
         raise UnsupportedModelError(f"family must be one of {FAMILIES}, got {name!r}")
     return FAMILY_TABLE[name]
+
+
+# `tokenizers` model class -> VocabDefaults.model
+_TOKENIZER_MODELS = {"WordPiece": "wordpiece", "BPE": "byte_bpe", "Unigram": "unigram"}
+
+
+def family_of_tokenizer(model_class: str) -> str:
+    """The first family whose vocabulary uses this `tokenizers` model class (WordPiece -> bert)."""
+    kind = _TOKENIZER_MODELS.get(model_class)
+    return next((f.name for f in _FAMILIES if f.vocab.model == kind), model_class.lower())

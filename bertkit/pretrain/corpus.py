@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bertkit.families import family_of_tokenizer
 from bertkit.io import atomic_write_bytes
 from bertkit.pretrain.documents import DEFAULT_PATTERNS, DocSeparator, find_files, read_documents
 from bertkit.pretrain.masking import (
@@ -358,7 +359,7 @@ def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_
         if (Path(tokenizer_dir) / name).is_file():
             atomic_write_bytes(out / "tokenizer" / name, (Path(tokenizer_dir) / name).read_bytes())
     manifest = Manifest(
-        format=format, family=_family(tokenizer), max_length=max_length,
+        format=format, family=family_of_tokenizer(type(tokenizer.backend.model).__name__), max_length=max_length,
         vocab_size=tokenizer.vocab_size, id_dtype=id_dtype,
         special_ids={n: getattr(tokenizer, f"{n}_id") for n in ("cls", "sep", "pad", "mask", "unk")},
         all_special_ids=special_ids, seed=seed,
@@ -370,8 +371,3 @@ def prepare_corpus(inputs: Sequence[str | Path], tokenizer_dir: str | Path, out_
         shards=shards)
     manifest.save(out)  # last: its presence marks a complete folder
     return manifest
-
-
-def _family(tokenizer: Tokenizer) -> str:
-    model = type(tokenizer.backend.model).__name__
-    return {"WordPiece": "bert", "BPE": "roberta", "Unigram": "albert"}.get(model, model.lower())

@@ -13,8 +13,6 @@ from tokenizers import trainers as tk_trainers
 from bertkit.families import FAMILIES, FAMILY_TABLE, FamilyName, VocabDefaults
 from bertkit.io import atomic_write_text, save_json
 
-Family = FamilyName
-
 
 def _wordpiece(sp: VocabDefaults, vocab_size: int, lowercase: bool, min_frequency: int,
                show_progress: bool) -> tuple[Tokenizer, tk_trainers.Trainer]:
@@ -95,7 +93,7 @@ def _config(sp: VocabDefaults, lowercase: bool) -> tuple[dict, dict]:
 _BUILDERS = {"wordpiece": _wordpiece, "byte_bpe": _byte_bpe, "unigram": _unigram}
 
 
-def train_vocab(files: list[Path], family: Family, vocab_size: int, out_dir: str | Path, *,
+def train_vocab(files: list[Path], family: FamilyName, vocab_size: int, out_dir: str | Path, *,
                 lowercase: bool | None = None, min_frequency: int = 2,
                 show_progress: bool = True) -> Path:
     """Train a `family` vocabulary of up to `vocab_size` entries on text `files`; save it in `out_dir`.
