@@ -8,25 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Family = Literal["bert", "roberta", "distilbert", "albert"]
+from .families import MODEL_TYPES, FamilyName, FamilySpec, UnsupportedModelError, family
+
 Activation = Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh"]
 SharedBlocks = Literal["all", "attention", "feed_forward"]
 SHARED_BLOCKS: tuple[str, ...] = ("all", "attention", "feed_forward")
-FAMILIES: tuple[str, ...] = ("bert", "roberta", "distilbert", "albert")
-
-# model_type values in config.json that are the same architecture as one of our families.
-_MODEL_TYPE_FAMILY = {
-    "bert": "bert",
-    "roberta": "roberta",
-    "xlm-roberta": "roberta",
-    "camembert": "roberta",
-    "distilbert": "distilbert",
-    "albert": "albert",
-}
-
-
-class UnsupportedModelError(ValueError):
-    """Raised for a config.json whose model type or options bertkit does not implement."""
+Family = FamilyName
 
 
 @dataclass
@@ -55,16 +42,15 @@ class EncoderConfig:
     labels: list[str] = field(default_factory=list)  # class names of a task head, if any
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise UnsupportedModelError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        table = family(self.family)
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.embedding_size is None:
             self.embedding_size = self.hidden_size
         if self.share_layers is None:
-            self.share_layers = self.family == "albert"
+            self.share_layers = table.shares_layers
         # Hugging Face layouts can hold only these combinations, so only they can be saved and loaded.
-        if self.share_layers != (self.family == "albert"):
+        if self.share_layers != table.shares_layers:
             raise ValueError(
                 f"share_layers={self.share_layers} with family={self.family!r}: ALBERT shares one layer's "
                 "weights across the stack and the other families never do. Use family='albert' for "
@@ -74,16 +60,21 @@ class EncoderConfig:
             raise ValueError(f"shared_blocks must be one of {SHARED_BLOCKS}, got {self.shared_blocks!r}")
         if self.shared_blocks != "all" and not self.share_layers:
             raise ValueError(f"shared_blocks={self.shared_blocks!r} needs share_layers=True (ALBERT)")
-        if self.causal and self.family != "bert":
+        if self.causal and not table.causal:
             raise ValueError(
                 f"causal=True with family={self.family!r}: left-to-right encoders are BERT-family only "
                 "(the BERT paper's ablation; Hugging Face stores them as BERT with is_decoder=true)."
             )
-        if self.embedding_size != self.hidden_size and self.family != "albert":
+        if self.embedding_size != self.hidden_size and not table.factorised_embeddings:
             raise ValueError(
                 f"embedding_size {self.embedding_size} differs from hidden_size {self.hidden_size}: only "
                 "ALBERT factorises its embeddings; use family='albert' or leave embedding_size unset."
             )
+
+    @property
+    def table(self) -> FamilySpec:
+        """This config's family entry (`bertkit.families`): what tells the families apart."""
+        return family(self.family)
 
     @property
     def unique_layers(self) -> int:
@@ -109,98 +100,50 @@ class EncoderConfig:
     def from_hf(cls, hf: dict[str, Any]) -> EncoderConfig:
         """Build a config from the dict of a Hugging Face config.json."""
         model_type = hf.get("model_type")
-        family = _MODEL_TYPE_FAMILY.get(str(model_type))
-        if family is None:
+        table = MODEL_TYPES.get(str(model_type))
+        if table is None:
             raise UnsupportedModelError(
                 f"config.json has model_type={model_type!r}; bertkit supports "
-                f"{sorted(_MODEL_TYPE_FAMILY)} (BERT, RoBERTa, DistilBERT and ALBERT checkpoints)."
-            )
-        labels = _labels_from_hf(hf)
-        if family == "distilbert":
-            return cls(
-                family="distilbert",
-                vocab_size=hf["vocab_size"],
-                hidden_size=hf.get("dim", 768),
-                num_layers=hf.get("n_layers", 6),
-                num_heads=hf.get("n_heads", 12),
-                intermediate_size=hf.get("hidden_dim", 3072),
-                activation=hf.get("activation", "gelu"),
-                hidden_dropout=hf.get("dropout", 0.1),
-                attention_dropout=hf.get("attention_dropout", 0.1),
-                classifier_dropout=hf.get("seq_classif_dropout", 0.2),
-                max_positions=hf.get("max_position_embeddings", 512),
-                type_vocab_size=0,
-                pad_token_id=hf.get("pad_token_id", 0) or 0,
-                layer_norm_eps=1e-12,
-                labels=labels,
+                f"{sorted(MODEL_TYPES)} (BERT, RoBERTa, DistilBERT and ALBERT checkpoints)."
             )
         embedding = "position_embedding_type"
         if hf.get(embedding, "absolute") != "absolute":
             raise UnsupportedModelError(f"{embedding}={hf[embedding]!r} is not supported; only 'absolute'.")
-        pad = hf.get("pad_token_id", 1 if family == "roberta" else 0)
-        pad = 0 if pad is None else pad
-        common = dict(
-            family=family,
-            vocab_size=hf["vocab_size"],
-            hidden_size=hf.get("hidden_size", 768),
-            num_layers=hf.get("num_hidden_layers", 12),
-            num_heads=hf.get("num_attention_heads", 12),
-            intermediate_size=hf.get("intermediate_size", 3072),
-            activation=hf.get("hidden_act", "gelu"),
-            hidden_dropout=hf.get("hidden_dropout_prob", 0.1),
-            attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
-            max_positions=hf.get("max_position_embeddings", 512),
-            type_vocab_size=hf.get("type_vocab_size", 2),
-            pad_token_id=pad,
-            layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-            labels=labels,
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)} | table.hf_defaults
+        defaults["pad_token_id"] = table.default_pad_token_id
+        values = {ours: hf.get(key, defaults[ours]) for ours, key in table.hf_keys.items()}
+        values["vocab_size"] = hf[table.hf_keys["vocab_size"]]  # required: no family has a default
+        values["pad_token_id"] = values["pad_token_id"] or 0  # null in some config.json files
+        extra = {k: v for k, v in table.hf_defaults.items() if k not in table.hf_keys}
+        if table.shares_layers:
+            extra |= dict(share_layers=True, shared_blocks=_albert_sharing(hf))
+        if table.causal and hf.get("is_decoder"):
+            extra["causal"] = True
+        return cls(
+            family=table.name, **values, **extra,
+            position_offset=table.position_offset(values["pad_token_id"]),
+            classifier_dropout=hf.get(table.hf_classifier_dropout, table.default_classifier_dropout),
+            labels=_labels_from_hf(hf),
         )
-        if family == "albert":
-            return cls(**common, embedding_size=hf.get("embedding_size", 128), share_layers=True,
-                       shared_blocks=_albert_sharing(hf), classifier_dropout=hf.get("classifier_dropout_prob", 0.1))
-        if family == "roberta":
-            common["position_offset"] = pad + 1
-        if family == "bert" and hf.get("is_decoder"):
-            common["causal"] = True
-        return cls(**common, classifier_dropout=hf.get("classifier_dropout"))
 
     def to_hf(self, architecture: str | None = None) -> dict[str, Any]:
         """The Hugging Face config.json dict for this config (and the named architecture)."""
-        if self.family == "distilbert":
-            hf: dict[str, Any] = {
-                "model_type": "distilbert", "vocab_size": self.vocab_size, "dim": self.hidden_size,
-                "n_layers": self.num_layers, "n_heads": self.num_heads,
-                "hidden_dim": self.intermediate_size, "activation": self.activation,
-                "dropout": self.hidden_dropout, "attention_dropout": self.attention_dropout,
-                "seq_classif_dropout": self.head_dropout, "qa_dropout": self.hidden_dropout,
-                "max_position_embeddings": self.max_positions, "pad_token_id": self.pad_token_id,
-                "sinusoidal_pos_embds": False, "tie_weights_": True, "initializer_range": 0.02,
-            }
-        else:
-            hf = {
-                "model_type": self.family, "vocab_size": self.vocab_size,
-                "hidden_size": self.hidden_size, "num_hidden_layers": self.num_layers,
-                "num_attention_heads": self.num_heads, "intermediate_size": self.intermediate_size,
-                "hidden_act": self.activation, "hidden_dropout_prob": self.hidden_dropout,
-                "attention_probs_dropout_prob": self.attention_dropout,
-                "max_position_embeddings": self.max_positions,
-                "type_vocab_size": self.type_vocab_size, "layer_norm_eps": self.layer_norm_eps,
-                "pad_token_id": self.pad_token_id, "position_embedding_type": "absolute",
-                "initializer_range": 0.02,
-            }
-            if self.family == "albert":
-                hf.update(embedding_size=self.embedding_size, num_hidden_groups=1, inner_group_num=1,
-                          classifier_dropout_prob=self.head_dropout)
-                if self.shared_blocks != "all":
-                    # One group per layer holds every layer whole (the shared block repeated), so
-                    # transformers computes the same function; the extra key restores the sharing.
-                    hf.update(num_hidden_groups=self.num_layers, shared_blocks=self.shared_blocks)
-            else:
-                hf["classifier_dropout"] = self.classifier_dropout
-            if self.family == "roberta":
-                hf.update(bos_token_id=0, eos_token_id=2)
-            if self.causal:
-                hf["is_decoder"] = True
+        table = self.table
+        hf: dict[str, Any] = {"model_type": self.family}
+        hf |= {key: getattr(self, ours) for ours, key in table.hf_keys.items()}
+        hf |= {key: getattr(self, ours) for key, ours in table.hf_copies.items()}
+        # Families whose transformers config defaults the classifier dropout to a number get ours
+        # resolved; the others keep None (use hidden dropout), as transformers reads it.
+        dropout = self.classifier_dropout if table.default_classifier_dropout is None else self.head_dropout
+        hf |= {table.hf_classifier_dropout: dropout, **table.hf_written, "initializer_range": 0.02}
+        if self.share_layers:
+            hf.update(num_hidden_groups=1, inner_group_num=1)
+            if self.shared_blocks != "all":
+                # One group per layer holds every layer whole (the shared block repeated), so
+                # transformers computes the same function; the extra key restores the sharing.
+                hf.update(num_hidden_groups=self.num_layers, shared_blocks=self.shared_blocks)
+        if self.causal:
+            hf["is_decoder"] = True
         if architecture:
             hf["architectures"] = [architecture]
         if self.labels:

@@ -34,7 +34,7 @@ def load_mlm_teacher(teacher: str | Path | BertkitModel) -> BertkitModel:
     """The teacher with its masked-LM head, in eval mode; a checkpoint without one is an error
     (general distillation matches the teacher's vocabulary distributions)."""
     if isinstance(teacher, BertkitModel):
-        if teacher.mlm is None:
+        if getattr(teacher, "mlm", None) is None:
             raise ValueError("the teacher model has no masked-LM head: load it with head='mlm'")
         return teacher.eval()
     folder = resolve(teacher)

@@ -8,11 +8,9 @@ from typing import Literal
 
 import torch
 
+from bertkit.families import family as family_spec
 from bertkit.model import BertkitModel
 
-# Student family per teacher family: the same, or DistilBERT (no token types, no pooler) for BERT.
-_ALLOWED = {"bert": ("bert", "distilbert"), "roberta": ("roberta",), "albert": ("albert",),
-            "distilbert": ("distilbert",)}
 Projection = Literal["pca"] | torch.Tensor | None
 
 
@@ -75,22 +73,27 @@ def make_student(
             "pca" (top principal directions of the word embeddings) or a (teacher hidden, hidden)
             tensor. Layer norms do not commute with a projection: it is a starting point.
     """
-    config = teacher.config
+    config, source = teacher.config, teacher.config.table
+    allowed = (source.name, *source.students)  # the same, or DistilBERT (no token types, no pooler) for BERT
     family = family or config.family
-    if family not in _ALLOWED[config.family]:
+    if family not in allowed:
         raise ValueError(f"a {family} student of a {config.family} teacher is not supported; "
-                         f"choose family from {_ALLOWED[config.family]}")
+                         f"choose family from {allowed}")
+    target = family_spec(family)
     chosen = _layer_choice(teacher, layers)
     if config.share_layers and layers is not None and not isinstance(layers, int):
         raise ValueError("an ALBERT teacher shares one layer across the stack: give a number of layers")
     proj = _projection(teacher, hidden, projection)
     changes = dict(family=family, num_layers=len(chosen))
-    if family != config.family:
-        changes |= dict(type_vocab_size=0, classifier_dropout=0.2)  # DistilBERT's defaults
+    if target is not source:  # the other family's defaults
+        changes |= dict(type_vocab_size=config.type_vocab_size if target.token_types else 0,
+                        classifier_dropout=target.default_classifier_dropout)
     if proj is not None:
         changes |= dict(hidden_size=proj.shape[1], embedding_size=proj.shape[1],
                         num_heads=_narrow_heads(config.num_heads, config.head_dim, proj.shape[1]))
-    head = "mlm" if teacher.head_name == "pretraining" and family == "distilbert" else teacher.head_name
+    # a student family without the teacher's sentence-pair objective pre-trains with MLM alone
+    drops_pair = teacher.head_name == "pretraining" and target.pair_head != source.pair_head
+    head = "mlm" if drops_pair else teacher.head_name
     student = BertkitModel(config.replace(**changes), head=head, num_labels=teacher.num_labels)
     state = _student_state(teacher, student, chosen)
     if proj is not None:
@@ -107,7 +110,7 @@ def _projection(teacher: BertkitModel, hidden: int | None, projection: Projectio
         return None
     if hidden > width:
         raise ValueError(f"hidden {hidden} is wider than the teacher's {width}: a student is narrower")
-    if teacher.config.family == "albert":
+    if teacher.config.table.factorised_embeddings:
         raise ValueError("narrowing an ALBERT teacher is not supported (its embeddings are factorised)")
     if projection is None:
         raise ValueError(f"a student of width {hidden} cannot copy a {width}-wide teacher's weights "
@@ -142,9 +145,9 @@ def _student_state(teacher: BertkitModel, student: BertkitModel, chosen: list[in
     return out
 
 
-_IN_ONLY = ("feed_forward.intermediate.weight", "classifier.out.weight", "pair.classifier.weight")
+_IN_ONLY = ("feed_forward.intermediate.weight", "classifier.out.weight", "mlm.pair.classifier.weight")
 _OUT_ONLY = ("feed_forward.output.weight",)
-_UNTOUCHED = ("feed_forward.intermediate.bias", "classifier.out.bias", "pair.classifier.bias", "mlm.bias")
+_UNTOUCHED = ("feed_forward.intermediate.bias", "classifier.out.bias", "mlm.pair.classifier.bias", "mlm.bias")
 
 
 def _narrow_heads(heads: int, head_dim: int, width: int) -> int:

@@ -1,79 +1,79 @@
-"""BertkitModel: an encoder with an optional task head, and the output it returns."""
+"""BertkitModel: an encoder composed with at most one task head; building and loading one."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import EncoderConfig
-from .encoder import Encoder, init_weights
-from .heads import (
-    HEADS,
-    BiLstmTagger,
-    MaskedLM,
-    PairClassifier,
-    SequenceClassifier,
-    TokenClassifier,
-    needs_pooler,
-    sequence_classifier,
+from ..config import EncoderConfig, read_hf_config
+from .checkpoint import (
+    checkpoint_num_labels,
+    head_from_architectures,
+    load_state,
+    read_weights,
+    rename_legacy,
 )
+from .checkpoint import save_model as _save_model
+from .encoder import Encoder, Pooler, init_weights
+from .heads import HEADS, ModelOutput
 
-
-@dataclass
-class ModelOutput:
-    last_hidden_state: torch.Tensor  # (batch, seq, hidden)
-    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + every layer
-    pooled_output: torch.Tensor | None = None  # (batch, hidden)
-    logits: torch.Tensor | None = None  # the head's output
-    pair_logits: torch.Tensor | None = None  # (batch, 2): NSP/SOP, pre-training only
+__all__ = ["BertkitModel", "ModelOutput", "build", "build_head", "check_labels", "load_model"]
 
 
 class BertkitModel(nn.Module):
-    """One encoder plus at most one task head (the pre-training head is MLM + NSP/SOP)."""
+    """An encoder plus at most one head (the pre-training head is MLM + NSP/SOP).
 
-    def __init__(self, config: EncoderConfig, head: str | None = None, num_labels: int | None = None) -> None:
+    `BertkitModel(config, head="classification", num_labels=3)` builds both by name (BERT
+    initialisation); `BertkitModel(encoder, head_module)` composes modules built elsewhere, as
+    they are. The head runs the encoder on its inputs (`heads.TaskHead`) and is held under its
+    `slot` ("classifier", "mlm"), the prefix of its keys in our state dicts.
+    """
+
+    def __init__(self, encoder: EncoderConfig | Encoder, head: str | nn.Module | None = None,
+                 num_labels: int | None = None, *, head_name: str | None = None) -> None:
         super().__init__()
-        if head is not None and head not in HEADS:
-            raise ValueError(f"Unknown head {head!r}; choose one of {HEADS} or None.")
-        self.config = config
-        self.head_name = head
-        self.encoder = Encoder(config, pooler=needs_pooler(config.family, head))
-        self.mlm = self.pair = self.classifier = None
-        if head in ("mlm", "pretraining"):
-            self.mlm = MaskedLM(config.hidden_size, config.embedding_size, config.vocab_size,
-                                config.activation, config.layer_norm_eps)
-        if head == "pretraining" and config.family in ("bert", "albert"):
-            self.pair = PairClassifier(config.hidden_size, config.head_dropout if config.family == "albert" else 0.0)
-        if head in ("classification", "token_classification", "multiple_choice", "bilstm_tagger"):
-            check_labels(num_labels, config.labels)
-            num_labels = num_labels or len(config.labels) or (1 if head == "multiple_choice" else 2)
+        fresh = isinstance(encoder, EncoderConfig)
+        if fresh:
+            if not (head is None or isinstance(head, str)):
+                raise TypeError("with an EncoderConfig, name the head (a key of HEADS); pass a built Encoder "
+                                "to compose a head module")
+            config, encoder = encoder, Encoder(encoder, pooler=False)
+            # encoder first: a head that keeps its own initialisation (the LSTM's) draws random
+            # numbers after it, so seeded builds stay as they were; the head decides on the pooler
+            head_name, (num_labels, head) = head, build_head(config, head, num_labels)
+            if config.table.pooler and (head is None or getattr(head, "uses_pooler", False)):
+                encoder.pooler = Pooler(config.hidden_size)
+        elif isinstance(head, str) or (head is not None and head_name is None):
+            raise TypeError("compose a built Encoder with a head module and its head_name; build a head "
+                            "by name from an EncoderConfig")
+        self.config: EncoderConfig = encoder.config
+        self.head_name = head_name
         self.num_labels = num_labels
-        dropout = config.head_dropout
-        if head == "classification":
-            self.classifier = sequence_classifier(config.family, config.hidden_size, num_labels, dropout)
-        elif head == "multiple_choice":
-            self.classifier = (
-                sequence_classifier("distilbert", config.hidden_size, 1, dropout)
-                if config.family == "distilbert" else SequenceClassifier(config.hidden_size, 1, dropout)
-            )
-        elif head == "token_classification":
-            self.classifier = TokenClassifier(config.hidden_size, num_labels, dropout)
-        elif head == "qa":
-            qa_dropout = config.hidden_dropout if config.family == "distilbert" else 0.0
-            self.classifier = TokenClassifier(config.hidden_size, 2, qa_dropout)
-        elif head == "bilstm_tagger":
-            self.classifier = BiLstmTagger(config.hidden_size, num_labels, dropout, config.num_layers)
-        self.apply_init()
-        if head == "bilstm_tagger":
-            self.encoder.requires_grad_(False)  # the feature-based approach: only the tagger learns
+        self.encoder = encoder
+        self.head_slot: str | None = getattr(head, "slot", "classifier") if head is not None else None
+        if head is not None:
+            self.add_module(self.head_slot, head)
+        if fresh:
+            self.apply_init()
+        if self.frozen_encoder:
+            self.encoder.requires_grad_(False)  # the feature-based approach: only the head learns
+        self.register_load_state_dict_pre_hook(_renamed_keys)
+
+    @property
+    def head(self) -> nn.Module | None:
+        return getattr(self, self.head_slot) if self.head_slot is not None else None
+
+    @property
+    def frozen_encoder(self) -> bool:
+        return bool(getattr(self.head, "frozen_encoder", False))
 
     def train(self, mode: bool = True) -> BertkitModel:
         super().train(mode)
-        if self.head_name == "bilstm_tagger":
+        if self.frozen_encoder:
             self.encoder.eval()  # frozen features: no dropout in the encoder
         return self
 
@@ -84,36 +84,33 @@ class BertkitModel(nn.Module):
                 token_type_ids: torch.Tensor | None = None, *, output_hidden_states: bool = False,
                 mlm_mask: torch.Tensor | None = None) -> ModelOutput:
         """Encode a batch; `mlm_mask` (batch, seq bool) limits MLM logits to those positions."""
-        choices = None
-        if self.head_name == "multiple_choice":
-            choices = input_ids.shape[1]  # (batch, choices, seq) -> (batch * choices, seq)
-            input_ids, attention_mask, token_type_ids = (
-                t.flatten(0, 1) if t is not None else None for t in (input_ids, attention_mask, token_type_ids)
-            )
-        if self.head_name == "bilstm_tagger":
-            with torch.no_grad():  # a frozen encoder: features, no graph
-                hidden, states, pooled = self.encoder(input_ids, attention_mask, token_type_ids, True)
-            out = ModelOutput(hidden, states if output_hidden_states else None, pooled)
-            out.logits = self.classifier(states, attention_mask)
-            return out
-        hidden, states, pooled = self.encoder(input_ids, attention_mask, token_type_ids, output_hidden_states)
-        out = ModelOutput(hidden, states, pooled)
-        if self.mlm is not None:
-            selected = hidden[mlm_mask] if mlm_mask is not None else hidden  # (n_masked, hidden)
-            out.logits = self.mlm(selected, self.encoder.embeddings.word.weight)
-        if self.pair is not None:
-            out.pair_logits = self.pair(pooled)
-        if self.classifier is not None:
-            out.logits = self.classifier(hidden, pooled)
-            if choices is not None:
-                out.logits = out.logits.view(-1, choices)
-        return out
+        head = self.head
+        if head is None:
+            return ModelOutput(*self.encoder(input_ids, attention_mask, token_type_ids, output_hidden_states))
+        return head(self.encoder, input_ids, attention_mask, token_type_ids,
+                    output_hidden_states=output_hidden_states, mlm_mask=mlm_mask)
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json + model.safetensors in Hugging Face layout (atomically)."""
-        from .checkpoint import save_model
+        return _save_model(self, folder)
 
-        return save_model(self, folder)
+
+def _renamed_keys(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, *_: Any) -> None:
+    """Run folders of earlier releases name a few head tensors differently: rename them on load."""
+    rename_legacy(state, prefix)
+
+
+def build_head(config: EncoderConfig, head: str | None, num_labels: int | None) -> tuple[int | None, nn.Module | None]:
+    """The registered head `head` for `config`, and its resolved label count."""
+    if head is None:
+        return num_labels, None
+    if head not in HEADS:
+        raise ValueError(f"Unknown head {head!r}; choose one of {tuple(HEADS)} or None.")
+    spec = HEADS[head]
+    if spec.labelled:
+        check_labels(num_labels, config.labels)
+        num_labels = num_labels or len(config.labels) or spec.default_labels
+    return num_labels, spec.build(config, num_labels)
 
 
 def check_labels(num_labels: int | None, labels: Sequence[str]) -> None:
@@ -132,3 +129,35 @@ def check_labels(num_labels: int | None, labels: Sequence[str]) -> None:
 def build(config: EncoderConfig, head: str | None = None, num_labels: int | None = None) -> BertkitModel:
     """A randomly initialised model (BERT initialisation)."""
     return BertkitModel(config, head=head, num_labels=num_labels)
+
+
+def load_model(name_or_path: str | Path, head: str | None = None, num_labels: int | None = None,
+               labels: list[str] | None = None, **config_changes: Any) -> BertkitModel:
+    """Load a BERT-family checkpoint (local folder or hub name) into a BertkitModel, in eval mode.
+
+    `head="auto"` takes the head from config.json's `architectures`. Head weights the checkpoint
+    lacks (fine-tuning a pre-trained encoder) are freshly initialised; everything else must match.
+    """
+    from ..hub import resolve
+
+    folder = resolve(name_or_path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json: it is not a model folder.")
+    hf_config = read_hf_config(folder / "config.json")
+    config = EncoderConfig.from_hf(hf_config)
+    state = read_weights(folder)
+    if head == "auto":
+        head = head_from_architectures(hf_config)
+    if labels is not None:
+        if not list(labels) and num_labels is None:
+            raise ValueError("labels is empty: pass the class names (or num_labels), or leave labels out")
+        config_changes["labels"] = list(labels)
+    elif num_labels is not None and config.labels and len(config.labels) != num_labels:
+        config_changes["labels"] = []  # the checkpoint's label names belong to another head
+    if config_changes:
+        config = config.replace(**config_changes)
+    if num_labels is None and not config.labels:
+        num_labels = checkpoint_num_labels(state, config.table, head)
+    model = BertkitModel(config, head=head, num_labels=num_labels)
+    load_state(model, state)
+    return model.eval()  # like a freshly loaded reference model; training switches to train()

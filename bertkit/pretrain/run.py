@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 from bertkit.config import PRESETS, EncoderConfig, preset
+from bertkit.families import FAMILY_TABLE
 from bertkit.io import atomic_dir, atomic_write_text
 from bertkit.model import BertkitModel, build, load_model
 from bertkit.model.checkpoint import write_model_files
@@ -40,8 +41,6 @@ from bertkit.train.checkpoint import check_run, fingerprint_data, train_fingerpr
 from bertkit.train.outputs import check_output, mark_run
 from bertkit.train.validation import check_options
 
-FAMILY_PRESETS = {"bert": "bert-base-uncased", "distilbert": "distilbert-base-uncased",
-                  "roberta": "roberta-base", "albert": "albert-base-v2"}
 PLOT_KEYS = ("mlm_loss", "mlm_accuracy", "lm_loss", "lm_accuracy", "perplexity", "nsp_accuracy", "sop_accuracy")
 
 
@@ -58,7 +57,7 @@ def _sized(config: EncoderConfig, layers: int | None, hidden: int | None, heads:
     changes: dict[str, Any] = {}
     if hidden is not None:
         changes |= dict(hidden_size=hidden, intermediate_size=4 * hidden)
-        if config.family != "albert":
+        if not config.table.factorised_embeddings:
             changes["embedding_size"] = hidden
         if heads is None and hidden % config.num_heads:
             changes["num_heads"] = max(1, hidden // 64)
@@ -68,15 +67,20 @@ def _sized(config: EncoderConfig, layers: int | None, hidden: int | None, heads:
     return config.replace(**changes)
 
 
+def _base_preset(family_name: str) -> str:
+    """The base preset of the tokenizer's family (BERT's for a tokenizer of another kind)."""
+    return FAMILY_TABLE[family_name].preset if family_name in FAMILY_TABLE else "bert-base-uncased"
+
+
 def _new_config(model: str | dict | EncoderConfig | None, manifest: Manifest, max_length: int) -> EncoderConfig:
     if isinstance(model, EncoderConfig):
         config = model
     elif isinstance(model, dict):
         config = EncoderConfig(**{"family": manifest.family, **model})
     else:
-        config = preset(model or FAMILY_PRESETS.get(manifest.family, "bert-base-uncased"))
+        config = preset(model or _base_preset(manifest.family))
     pad = manifest.special_ids["pad"]
-    offset = pad + 1 if config.family == "roberta" else 0
+    offset = config.table.position_offset(pad)
     return config.replace(vocab_size=manifest.vocab_size, pad_token_id=pad, position_offset=offset,
                           max_positions=max(config.max_positions, max_length + offset))
 
@@ -98,7 +102,7 @@ def build_pretraining_model(model: str | dict | EncoderConfig | None, manifest: 
     is_checkpoint = isinstance(model, (str, Path)) and str(model).split("/")[-1].lower() not in PRESETS
     if is_checkpoint:
         loaded = load_model(model, head="mlm")  # only to read the family
-        head = "pretraining" if pair and loaded.config.family in ("bert", "albert") else "mlm"
+        head = "pretraining" if pair and loaded.config.table.pair_head else "mlm"
         result = load_model(model, head=head) if head != "mlm" else loaded
         if manifest.vocab_size > result.config.vocab_size:
             raise ValueError(
@@ -113,7 +117,7 @@ def build_pretraining_model(model: str | dict | EncoderConfig | None, manifest: 
     config = _sized(_new_config(model, manifest, max_length), layers, hidden, heads, intermediate)  # type: ignore[arg-type]
     if causal:
         config = config.replace(causal=True)
-    head = "pretraining" if pair and config.family in ("bert", "albert") else "mlm"
+    head = "pretraining" if pair and config.table.pair_head else "mlm"
     return build(config, head=head)
 
 

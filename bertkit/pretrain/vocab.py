@@ -5,52 +5,18 @@ The result is a folder that loads with `transformers.AutoTokenizer` and `bertkit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import trainers as tk_trainers
 
+from bertkit.families import FAMILIES, FAMILY_TABLE, FamilyName, VocabDefaults
 from bertkit.io import atomic_write_text, save_json
 
-Family = Literal["bert", "roberta", "distilbert", "albert"]
-FAMILIES: tuple[str, ...] = ("bert", "roberta", "distilbert", "albert")
+Family = FamilyName
 
 
-@dataclass(frozen=True)
-class Specials:
-    """Special-token strings of one family, in vocabulary order (the first gets id 0, ...)."""
-
-    cls: str
-    sep: str
-    pad: str
-    mask: str
-    unk: str
-    order: tuple[str, ...]
-    tokenizer_class: str
-
-
-SPECIALS: dict[str, Specials] = {
-    "bert": Specials("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]",
-                     ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"), "BertTokenizerFast"),
-    "roberta": Specials("<s>", "</s>", "<pad>", "<mask>", "<unk>",
-                        ("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "RobertaTokenizerFast"),
-    "albert": Specials("[CLS]", "[SEP]", "<pad>", "[MASK]", "<unk>",
-                       ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"), "AlbertTokenizerFast"),
-}
-SPECIALS["distilbert"] = Specials(*[getattr(SPECIALS["bert"], f) for f in
-                                    ("cls", "sep", "pad", "mask", "unk", "order")],
-                                  tokenizer_class="DistilBertTokenizerFast")
-
-
-def _check_family(family: str) -> Specials:
-    if family not in SPECIALS:
-        raise ValueError(f"unknown family {family!r}: choose one of {', '.join(FAMILIES)}")
-    return SPECIALS[family]
-
-
-def _wordpiece(sp: Specials, vocab_size: int, lowercase: bool, min_frequency: int,
+def _wordpiece(sp: VocabDefaults, vocab_size: int, lowercase: bool, min_frequency: int,
                show_progress: bool) -> tuple[Tokenizer, tk_trainers.Trainer]:
     tok = Tokenizer(models.WordPiece(unk_token=sp.unk, continuing_subword_prefix="##"))
     tok.normalizer = normalizers.BertNormalizer(
@@ -63,7 +29,7 @@ def _wordpiece(sp: Specials, vocab_size: int, lowercase: bool, min_frequency: in
     return tok, trainer
 
 
-def _byte_bpe(sp: Specials, vocab_size: int, lowercase: bool, min_frequency: int,
+def _byte_bpe(sp: VocabDefaults, vocab_size: int, lowercase: bool, min_frequency: int,
               show_progress: bool) -> tuple[Tokenizer, tk_trainers.Trainer]:
     tok = Tokenizer(models.BPE(unk_token=None))
     if lowercase:
@@ -77,7 +43,7 @@ def _byte_bpe(sp: Specials, vocab_size: int, lowercase: bool, min_frequency: int
     return tok, trainer
 
 
-def _unigram(sp: Specials, vocab_size: int, lowercase: bool, min_frequency: int,
+def _unigram(sp: VocabDefaults, vocab_size: int, lowercase: bool, min_frequency: int,
              show_progress: bool) -> tuple[Tokenizer, tk_trainers.Trainer]:
     del min_frequency  # the Unigram trainer prunes by likelihood, not by count
     tok = Tokenizer(models.Unigram())
@@ -96,9 +62,9 @@ def _unigram(sp: Specials, vocab_size: int, lowercase: bool, min_frequency: int,
     return tok, trainer
 
 
-def _post_processor(family: str, sp: Specials, tok: Tokenizer) -> processors.PostProcessor:
+def _post_processor(sp: VocabDefaults, tok: Tokenizer) -> processors.PostProcessor:
     cls_id, sep_id = tok.token_to_id(sp.cls), tok.token_to_id(sp.sep)
-    if family == "roberta":
+    if sp.model == "byte_bpe":  # RoBERTa's <s> A </s></s> B </s>, offsets trimmed of the byte-level spaces
         return processors.RobertaProcessing((sp.sep, sep_id), (sp.cls, cls_id),
                                             trim_offsets=True, add_prefix_space=False)
     return processors.TemplateProcessing(
@@ -107,26 +73,26 @@ def _post_processor(family: str, sp: Specials, tok: Tokenizer) -> processors.Pos
         special_tokens=[(sp.cls, cls_id), (sp.sep, sep_id)])
 
 
-def _config(family: str, sp: Specials, lowercase: bool) -> tuple[dict, dict]:
+def _config(sp: VocabDefaults, lowercase: bool) -> tuple[dict, dict]:
     special_map = {"cls_token": sp.cls, "sep_token": sp.sep, "pad_token": sp.pad,
                    "mask_token": sp.mask, "unk_token": sp.unk}
-    if family == "roberta":
-        special_map |= {"bos_token": sp.cls, "eos_token": sp.sep}
     tokenizer_class = sp.tokenizer_class
-    if family == "roberta" and lowercase:
-        # transformers' RobertaTokenizer rebuilds its pipeline from vocab + merges and would drop
-        # our Lowercase normaliser; the generic class keeps tokenizer.json exactly as written.
-        tokenizer_class = "PreTrainedTokenizerFast"
+    extra: dict = {}
+    if sp.model == "byte_bpe":
+        special_map |= {"bos_token": sp.cls, "eos_token": sp.sep}
+        extra["add_prefix_space"] = False
+        if lowercase:
+            # transformers' RobertaTokenizer rebuilds its pipeline from vocab + merges and would drop
+            # our Lowercase normaliser; the generic class keeps tokenizer.json exactly as written.
+            tokenizer_class = "PreTrainedTokenizerFast"
+    if sp.model == "unigram":
+        extra["keep_accents"] = not lowercase
     config = dict(special_map, do_lower_case=lowercase, tokenizer_class=tokenizer_class,
-                  model_max_length=512, clean_up_tokenization_spaces=False)
-    if family == "roberta":
-        config["add_prefix_space"] = False
-    if family == "albert":
-        config["keep_accents"] = not lowercase
+                  model_max_length=512, clean_up_tokenization_spaces=False, **extra)
     return config, special_map
 
 
-_BUILDERS = {"bert": _wordpiece, "distilbert": _wordpiece, "roberta": _byte_bpe, "albert": _unigram}
+_BUILDERS = {"wordpiece": _wordpiece, "byte_bpe": _byte_bpe, "unigram": _unigram}
 
 
 def train_vocab(files: list[Path], family: Family, vocab_size: int, out_dir: str | Path, *,
@@ -137,21 +103,23 @@ def train_vocab(files: list[Path], family: Family, vocab_size: int, out_dir: str
     `lowercase=None` follows the family's originals: uncased BERT/DistilBERT/ALBERT, cased RoBERTa.
     `min_frequency` is ignored by the Unigram (ALBERT) trainer. Returns `out_dir`.
     """
-    sp = _check_family(family)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}: choose one of {', '.join(FAMILIES)}")
+    sp = FAMILY_TABLE[family].vocab
     if lowercase is None:
-        lowercase = family != "roberta"
+        lowercase = sp.lowercase
     paths = [str(Path(f)) for f in files]
     missing = [p for p in paths if not Path(p).is_file()]
     if not paths or missing:
         raise FileNotFoundError(f"train_vocab needs existing text files; missing: {missing or 'none given'}")
     if vocab_size <= len(sp.order):
         raise ValueError(f"vocab_size={vocab_size} must exceed the {len(sp.order)} special tokens")
-    tok, trainer = _BUILDERS[family](sp, vocab_size, lowercase, min_frequency, show_progress)
+    tok, trainer = _BUILDERS[sp.model](sp, vocab_size, lowercase, min_frequency, show_progress)
     tok.train(paths, trainer)
-    tok.post_processor = _post_processor(family, sp, tok)
+    tok.post_processor = _post_processor(sp, tok)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config, special_map = _config(family, sp, lowercase)
+    config, special_map = _config(sp, lowercase)
     atomic_write_text(out / "tokenizer.json", tok.to_str(pretty=True))
     save_json(out / "special_tokens_map.json", special_map)
     save_json(out / "tokenizer_config.json", config)
