@@ -15,11 +15,21 @@ from __future__ import annotations
 
 import argparse
 import functools
-import time
 from pathlib import Path
 
 import torch
-from common import minilm_path, report
+from common import (
+    hf_accuracy,
+    hf_adamw,
+    hf_from_pretrained,
+    linear_warmup,
+    minilm_path,
+    report,
+    shuffled_loader,
+    timed,
+    train_steps,
+    warm_up,
+)
 
 import bertkit
 from bertkit.data.batching import pad_collate
@@ -39,21 +49,15 @@ def run_bertkit(model_path: str, splits: dict, args) -> dict:
     model = bertkit.load_model(model_path, head=task.head)
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
                          weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, progress=False)  # fmt: skip
-    start = time.perf_counter()
-    fit(model, train, task.loss_fn(train), config, collate=functools.partial(pad_collate, pad_id=train.pad_id),
-        lengths=train.lengths)  # fmt: skip
-    seconds = time.perf_counter() - start
+    _, seconds = timed(fit, model, train, task.loss_fn(train), config, lengths=train.lengths,
+                       collate=functools.partial(pad_collate, pad_id=train.pad_id))  # fmt: skip
     accuracy = {name: task.metrics(forward_features(model, d.features, pad_id=d.pad_id), d)["val_accuracy"]
                 for name, d in data.items() if name != "train"}  # fmt: skip
     return _figures(accuracy, len(train) * args.epochs, seconds)
 
 
 def run_transformers(model_path: str, splits: dict, args) -> dict:
-    from transformers import (
-        AutoModelForMultipleChoice,
-        AutoTokenizer,
-        get_linear_schedule_with_warmup,
-    )
+    from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -75,48 +79,18 @@ def run_transformers(model_path: str, splits: dict, args) -> dict:
 
     rows = {name: encode(*split) for name, split in splits.items()}
     torch.manual_seed(args.seed)
-    model = AutoModelForMultipleChoice.from_pretrained(model_path).to(device)
-    loader = torch.utils.data.DataLoader(rows["train"], batch_size=args.batch_size, shuffle=True, collate_fn=collate,
-                                         generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm.weight" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm.weight" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, eps=1e-8)  # fmt: skip
-    total = len(loader) * args.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total), total)
-    start = time.perf_counter()
-    model.train()
-    for _ in range(args.epochs):
-        for batch in loader:
-            model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - start
-    model.eval()
-    accuracy = {}
-    with torch.inference_mode():
-        for name in (n for n in rows if n != "train"):
-            right = 0
-            for i in range(0, len(rows[name]), 64):
-                batch = collate(rows[name][i : i + 64])
-                labels = batch.pop("labels")
-                right += int((model(**{k: v.to(device) for k, v in batch.items()}).logits.argmax(-1).cpu() == labels).sum())
-            accuracy[name] = right / len(rows[name])
+    model = hf_from_pretrained(AutoModelForMultipleChoice, model_path).to(device)
+    loader = shuffled_loader(rows["train"], args.batch_size, collate, args.seed)
+    optimizer = hf_adamw(model, args.lr)
+    scheduler = linear_warmup(optimizer, args.warmup, len(loader) * args.epochs)
+    seconds = train_steps(model, loader, optimizer, scheduler, epochs=args.epochs, device=device)
+    accuracy = {name: hf_accuracy(model, rows[name], collate, device) for name in rows if name != "train"}
     return _figures(accuracy, len(rows["train"]) * args.epochs, seconds)
 
 
 def _figures(accuracy: dict, examples: int, seconds: float) -> dict:
     return {"accuracy": {k: round(v, 4) for k, v in accuracy.items()}, "train_seconds": round(seconds, 2),
             "examples_per_s": round(examples / seconds, 2)}  # fmt: skip
-
-
-def _warm_up() -> None:
-    """One throwaway AdamW step, so torch's lazy imports are charged to neither side."""
-    layer = torch.nn.Linear(4, 2)
-    layer(torch.randn(3, 4)).sum().backward()
-    torch.optim.AdamW(layer.parameters()).step()
 
 
 def main() -> None:
@@ -138,7 +112,7 @@ def main() -> None:
     model_path = args.model or minilm_path()
     print(f"COPA: {', '.join(f'{k} {len(v[0])}' for k, v in splits.items())} examples; torch threads "
           f"{torch.get_num_threads()}; device {'cuda' if torch.cuda.is_available() else 'cpu'}")  # fmt: skip
-    _warm_up()
+    warm_up()
     figures = {"transformers": run_transformers(model_path, splits, args), "bertkit": run_bertkit(model_path, splits, args)}
     figures["throughput_ratio"] = round(figures["bertkit"]["examples_per_s"] / figures["transformers"]["examples_per_s"], 3)
     figures["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "model")}

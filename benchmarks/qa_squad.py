@@ -23,11 +23,19 @@ import argparse
 import functools
 import json
 import random
-import sys
-import time
 from pathlib import Path
 
 import torch
+from common import (
+    hf_adamw,
+    hf_from_pretrained,
+    linear_warmup,
+    minilm_path,
+    report,
+    shuffled_loader,
+    timed,
+    train_steps,
+)
 from tqdm.auto import tqdm
 
 import bertkit
@@ -37,9 +45,6 @@ from bertkit.tasks.inference import forward_features
 from bertkit.tasks.qa import QaTask
 from bertkit.tasks.squad import read_squad
 from bertkit.train import TrainConfig, fit
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import minilm_path, report  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "squad"
 
@@ -62,10 +67,8 @@ def train_bertkit(model, train, task: QaTask, args) -> tuple[float, list[float]]
     """bertkit's loop; returns (training seconds, mean loss per epoch)."""
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=0.1, weight_decay=0.01,
                          max_grad_norm=1.0, seed=args.seed, progress=True, log_every=10**9)  # fmt: skip
-    start = time.perf_counter()
-    history = fit(model, train, task.loss_fn(train), config, collate=functools.partial(pad_collate, pad_id=train.pad_id),
-                  lengths=train.lengths)  # fmt: skip
-    seconds = time.perf_counter() - start
+    history, seconds = timed(fit, model, train, task.loss_fn(train), config, lengths=train.lengths,
+                             collate=functools.partial(pad_collate, pad_id=train.pad_id))  # fmt: skip
     return seconds, _epoch_losses(history.records, args.epochs)
 
 
@@ -79,41 +82,24 @@ def _epoch_losses(records: list[dict], epochs: int) -> list[float]:
 
 def train_transformers(hf_model, train, args) -> tuple[float, list[float]]:
     """The plain `transformers` loop over the same windows; returns (seconds, mean loss per epoch)."""
-    from transformers import get_linear_schedule_with_warmup
-
     rows = [{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions")}
             for f in train.features]  # fmt: skip
-    loader = torch.utils.data.DataLoader(rows, batch_size=args.batch_size, shuffle=True,
-                                         collate_fn=functools.partial(pad_collate, pad_id=train.pad_id),
-                                         generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
-    named = list(hf_model.named_parameters())
-    no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm.weight" in n]
-    decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm.weight" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, eps=1e-8)  # fmt: skip
+    loader = shuffled_loader(rows, args.batch_size, functools.partial(pad_collate, pad_id=train.pad_id), args.seed)
+    optimizer = hf_adamw(hf_model, args.lr)
     total = len(loader) * args.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
-    losses = []
-    torch.manual_seed(args.seed)
-    hf_model.train()
+    scheduler = linear_warmup(optimizer, 0.1, total)
+    losses: list[list[float]] = [[] for _ in range(args.epochs)]
     bar = tqdm(total=total, desc="transformers", unit="step")
-    start = time.perf_counter()
-    for _ in range(args.epochs):
-        epoch = []
-        for batch in loader:
-            loss = hf_model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(hf_model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            epoch.append(loss.item())
-            bar.update(1)
-        losses.append(round(sum(epoch) / len(epoch), 4))
-    seconds = time.perf_counter() - start
+
+    def record(epoch: int, loss: torch.Tensor) -> None:
+        losses[epoch].append(loss.item())
+        bar.update(1)
+
+    torch.manual_seed(args.seed)
+    seconds = train_steps(hf_model, loader, optimizer, scheduler, epochs=args.epochs, on_step=record)
     bar.close()
     hf_model.eval()
-    return seconds, losses
+    return seconds, [round(sum(epoch) / len(epoch), 4) for epoch in losses]
 
 
 class _QaLogits(torch.nn.Module):
@@ -206,7 +192,7 @@ def main() -> None:
         else:
             from transformers import AutoModelForQuestionAnswering
 
-            hf = AutoModelForQuestionAnswering.from_pretrained(model_path)
+            hf = hf_from_pretrained(AutoModelForQuestionAnswering, model_path)
             hf.qa_outputs.load_state_dict(head)
             seconds, losses = train_transformers(hf, train, args)
             model = _QaLogits(hf)

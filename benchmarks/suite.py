@@ -23,7 +23,7 @@ import torch
 from bertkit.io import save_json
 from bertkit.precision import inference_threads
 
-from .common import minilm_path, movie_reviews
+from .common import hf_from_pretrained, minilm_path, movie_reviews
 from .measure import PeakMemory, encoder_flops, matmul_peak_gflops
 from .sweep import plot_sweep, sweep
 
@@ -71,7 +71,7 @@ def bertkit_contender(folder: Path, precision: str) -> Predict:
 def hf_model(folder: Path):
     import transformers
 
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="sdpa")
+    model = hf_from_pretrained(transformers.AutoModelForSequenceClassification, folder)
     return model.eval(), transformers.AutoTokenizer.from_pretrained(folder)
 
 

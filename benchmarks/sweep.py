@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .common import hf_from_pretrained
+
 LENGTHS = (32, 128, 512)
 BATCHES = (1, 8, 32)
 
@@ -21,7 +23,7 @@ def sweep(folder: Path, lengths: tuple[int, ...] = LENGTHS, batches: tuple[int, 
     import bertkit
 
     ours = bertkit.load_model(folder, head="classification")
-    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="sdpa").eval()
+    theirs = hf_from_pretrained(transformers.AutoModelForSequenceClassification, folder).eval()
     points = []
     for length in lengths:
         for batch in batches:

@@ -1,6 +1,9 @@
 """bertkit: the BERT family of text encoders (BERT, RoBERTa, DistilBERT, ALBERT), end to end."""
 
-from . import distill  # callable: ktrain.distill(teacher, train_data) -> Learner
+from . import (
+    _torch_floor,  # noqa: F401  (first: a clear error on too old a torch)
+    distill,  # callable: ktrain.distill(teacher, train_data) -> Learner
+)
 from ._version import __version__
 from .api import get_learner, get_predictor, load_predictor, release_gpu_memory, text
 from .config import EncoderConfig, UnsupportedModelError, preset
