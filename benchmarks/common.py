@@ -84,7 +84,7 @@ def hf_adamw(model: torch.nn.Module, lr: float, weight_decay: float = 0.01) -> t
     plain = [p for n, p in named if n.endswith("bias") or "LayerNorm.weight" in n]
     decayed = [p for n, p in named if not (n.endswith("bias") or "LayerNorm.weight" in n)]
     return torch.optim.AdamW([{"params": decayed, "weight_decay": weight_decay},
-                              {"params": plain, "weight_decay": 0.0}], lr=lr, eps=1e-8)  # fmt: skip
+                              {"params": plain, "weight_decay": 0.0}], lr=lr, eps=1e-8)
 
 
 def linear_warmup(optimizer: torch.optim.Optimizer, warmup: float, total: int) -> Any:
@@ -100,18 +100,18 @@ def one_cycle(optimizer: torch.optim.Optimizer, lr: float, total: int) -> torch.
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=total, pct_start=0.3, anneal_strategy="cos",
         cycle_momentum=False, div_factor=25.0, final_div_factor=1e4,
-    )  # fmt: skip
+    )
 
 
 def shuffled_loader(rows: list, batch_size: int, collate: Callable, seed: int) -> torch.utils.data.DataLoader:
     """The usual shuffled DataLoader, its order fixed by its own generator (not the global RNG)."""
     return torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=True, collate_fn=collate,
-                                       generator=torch.Generator().manual_seed(seed))  # fmt: skip
+                                       generator=torch.Generator().manual_seed(seed))
 
 
 def train_steps(model: torch.nn.Module, batches: Iterable[dict], optimizer: torch.optim.Optimizer, scheduler: Any,
                 *, epochs: int = 1, device: str | None = None, max_grad_norm: float = 1.0,
-                on_step: Callable[[int, torch.Tensor], None] | None = None) -> float:  # fmt: skip
+                on_step: Callable[[int, torch.Tensor], None] | None = None) -> float:
     """The plain loop: forward (the model's own loss), backward, clip, step, schedule, for `epochs`
     passes over `batches`; returns the training seconds. `device`: move each batch there (None:
     leave it where the collator put it). `on_step(epoch, loss)` runs after each step."""

@@ -48,11 +48,11 @@ def run_bertkit(model_path: str, splits: dict, args) -> dict:
     torch.manual_seed(args.seed)
     model = bertkit.load_model(model_path, head=task.head)
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=args.warmup,
-                         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, progress=False)  # fmt: skip
+                         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, progress=False)
     _, seconds = timed(fit, model, train, task.loss_fn(train), config, lengths=train.lengths,
-                       collate=functools.partial(pad_collate, pad_id=train.pad_id))  # fmt: skip
+                       collate=functools.partial(pad_collate, pad_id=train.pad_id))
     accuracy = {name: task.metrics(forward_features(model, d.features, pad_id=d.pad_id), d)["val_accuracy"]
-                for name, d in data.items() if name != "train"}  # fmt: skip
+                for name, d in data.items() if name != "train"}
     return _figures(accuracy, len(train) * args.epochs, seconds)
 
 
@@ -72,7 +72,7 @@ def run_transformers(model_path: str, splits: dict, args) -> dict:
     def collate(rows):  # run_swag's DataCollatorForMultipleChoice: flatten, pad, reshape
         choices = len(rows[0]["input_ids"])
         flat = [{k: row[k][c] for k in ("input_ids", "token_type_ids", "attention_mask")}
-                for row in rows for c in range(choices)]  # fmt: skip
+                for row in rows for c in range(choices)]
         batch = tokenizer.pad(flat, return_tensors="pt")
         batch = {k: v.view(len(rows), choices, -1) for k, v in batch.items()}
         return batch | {"labels": torch.tensor([row["labels"] for row in rows])}
@@ -90,7 +90,7 @@ def run_transformers(model_path: str, splits: dict, args) -> dict:
 
 def _figures(accuracy: dict, examples: int, seconds: float) -> dict:
     return {"accuracy": {k: round(v, 4) for k, v in accuracy.items()}, "train_seconds": round(seconds, 2),
-            "examples_per_s": round(examples / seconds, 2)}  # fmt: skip
+            "examples_per_s": round(examples / seconds, 2)}
 
 
 def main() -> None:
@@ -111,7 +111,7 @@ def main() -> None:
     splits = {name: read_choices(folder / f"{name}.jsonl", "copa") for name in ("train", "dev", "test")}
     model_path = args.model or minilm_path()
     print(f"COPA: {', '.join(f'{k} {len(v[0])}' for k, v in splits.items())} examples; torch threads "
-          f"{torch.get_num_threads()}; device {'cuda' if torch.cuda.is_available() else 'cpu'}")  # fmt: skip
+          f"{torch.get_num_threads()}; device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     warm_up()
     figures = {"transformers": run_transformers(model_path, splits, args), "bertkit": run_bertkit(model_path, splits, args)}
     figures["throughput_ratio"] = round(figures["bertkit"]["examples_per_s"] / figures["transformers"]["examples_per_s"], 3)
@@ -119,7 +119,7 @@ def main() -> None:
     for side in ("transformers", "bertkit"):
         f = figures[side]
         print(f"{side:>12}: accuracy dev {f['accuracy']['dev']:.4f}, test {f['accuracy']['test']:.4f}; "
-              f"{f['examples_per_s']:.1f} examples/s ({f['train_seconds']:.1f} s training)")  # fmt: skip
+              f"{f['examples_per_s']:.1f} examples/s ({f['train_seconds']:.1f} s training)")
     print(f"throughput ratio (bertkit / transformers): {figures['throughput_ratio']:.2f}")
     report(figures, args.out)
 

@@ -50,7 +50,7 @@ def run_bertkit(model_path: str, train, valid, args) -> dict:
     valid_data = preproc.preprocess_test(valid["text"], valid["label"])
     learner = get_learner(preproc.get_classifier(seed=args.seed), train_data, batch_size=args.batch_size)
     _, seconds = timed(learner.train, args.lr, args.epochs, schedule="linear", warmup=args.warmup, seed=args.seed,
-                       weight_decay=0.01, max_grad_norm=1.0, progress=False)  # fmt: skip
+                       weight_decay=0.01, max_grad_norm=1.0, progress=False)
     accuracy = learner.report(valid_data, print_report=False).metrics["val_accuracy"]
     return _figures(accuracy, len(train) * args.epochs, seconds)
 
@@ -70,7 +70,7 @@ def run_transformers(model_path: str, train, valid, args) -> dict:
         enc = tokenizer(frame["text"].tolist(), truncation=True, max_length=args.maxlen)
         return [{"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": label_ids[y]}
                 for ids, types, mask, y in zip(enc["input_ids"], enc["token_type_ids"],
-                                               enc["attention_mask"], frame["label"], strict=True)]  # fmt: skip
+                                               enc["attention_mask"], frame["label"], strict=True)]
 
     train_rows, valid_rows = encode(train), encode(valid)
     torch.manual_seed(args.seed)
@@ -85,7 +85,7 @@ def run_transformers(model_path: str, train, valid, args) -> dict:
 
 def _figures(accuracy: float, examples: int, seconds: float) -> dict:
     return {"accuracy": round(accuracy, 4), "train_seconds": round(seconds, 2),
-            "examples_per_s": round(examples / seconds, 2)}  # fmt: skip
+            "examples_per_s": round(examples / seconds, 2)}
 
 
 def main() -> None:
@@ -103,10 +103,10 @@ def main() -> None:
     model_path = minilm_path()
     train, valid = load_data(args.limit, args.valid_limit)
     print(f"rotten_tomatoes: {len(train)} training, {len(valid)} validation reviews; "
-          f"torch threads {torch.get_num_threads()}; device {'cuda' if torch.cuda.is_available() else 'cpu'}")  # fmt: skip
+          f"torch threads {torch.get_num_threads()}; device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     warm_up()
     figures = {"transformers": run_transformers(model_path, train, valid, args),
-               "bertkit": run_bertkit(model_path, train, valid, args)}  # fmt: skip
+               "bertkit": run_bertkit(model_path, train, valid, args)}
     ratio = figures["bertkit"]["examples_per_s"] / figures["transformers"]["examples_per_s"]
     figures["throughput_ratio"] = round(ratio, 3)
     figures["accuracy_difference_points"] = round(100 * (figures["bertkit"]["accuracy"] - figures["transformers"]["accuracy"]), 2)
@@ -114,9 +114,9 @@ def main() -> None:
     for side in ("transformers", "bertkit"):
         f = figures[side]
         print(f"{side:>12}: validation accuracy {f['accuracy']:.4f}, {f['examples_per_s']:.1f} examples/s "
-              f"({f['train_seconds']:.1f} s training)")  # fmt: skip
+              f"({f['train_seconds']:.1f} s training)")
     print(f"throughput ratio (bertkit / transformers): {ratio:.2f}; accuracy difference "
-          f"{figures['accuracy_difference_points']:+.2f} points")  # fmt: skip
+          f"{figures['accuracy_difference_points']:+.2f} points")
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
 

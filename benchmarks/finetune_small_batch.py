@@ -58,7 +58,7 @@ def prepare(args, batch_size: int, folder: Path) -> dict:
     preproc.get_classifier(seed=args.seed).save(folder)
     _copy_tokenizer(folder)
     return {"train": train, "valid": valid, "preproc": preproc, "train_data": train_data,
-            "valid_data": valid_data, "folder": str(folder)}  # fmt: skip
+            "valid_data": valid_data, "folder": str(folder)}
 
 
 def _copy_tokenizer(folder: Path) -> None:
@@ -93,7 +93,7 @@ def _hf_rows(shared: dict, tokenizer, args, frame) -> list[dict]:
     labels = [CLASSES.index(y) if isinstance(y, str) else int(y) for y in frame["label"]]
     return [{"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": y}
             for ids, types, mask, y in zip(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"],
-                                           labels, strict=True)]  # fmt: skip
+                                           labels, strict=True)]
 
 
 def _hf_setup(shared: dict, args, steps: int):
@@ -130,9 +130,9 @@ def run_trainer(shared: dict, args, batch_size: int, out_dir: str) -> dict:
         learning_rate=args.lr, weight_decay=0.01, max_grad_norm=1.0, train_sampling_strategy="group_by_length",
         seed=args.seed, data_seed=args.seed, report_to=[], save_strategy="no", logging_steps=50,
         disable_tqdm=True, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-    )  # fmt: skip
+    )
     trainer = Trainer(model=model, args=training, train_dataset=rows,
-                      data_collator=DataCollatorWithPadding(tokenizer), optimizers=(optimizer, scheduler))  # fmt: skip
+                      data_collator=DataCollatorWithPadding(tokenizer), optimizers=(optimizer, scheduler))
     _, seconds = timed(trainer.train)
     collate = DataCollatorWithPadding(tokenizer)
     accuracy = hf_accuracy(model, _hf_rows(shared, tokenizer, args, shared["valid"]), collate)
@@ -141,7 +141,7 @@ def run_trainer(shared: dict, args, batch_size: int, out_dir: str) -> dict:
 
 def _figures(accuracy: float, examples: int, seconds: float) -> dict:
     return {"accuracy": round(accuracy, 4), "train_seconds": round(seconds, 2),
-            "examples_per_s": round(examples / seconds, 2)}  # fmt: skip
+            "examples_per_s": round(examples / seconds, 2)}
 
 
 def profile_steps(shared: dict, args, batch_size: int) -> dict:
@@ -160,7 +160,7 @@ def profile_steps(shared: dict, args, batch_size: int) -> dict:
         learner.train(args.lr, 1, schedule="onecycle", max_steps=n, seed=args.seed, progress=True)
         seconds = time.perf_counter() - start
     phases = {e.key[len("step.") :]: e.cpu_time_total / 1e3 / n for e in prof.key_averages()
-              if e.key.startswith("step.")}  # fmt: skip
+              if e.key.startswith("step.")}
     figures = {name: round(phases.get(name, 0.0), 1) for name in PHASES}
     figures["sum"] = round(sum(figures.values()), 1)
     figures["wall"] = round(1e3 * seconds / n, 1)
@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--valid-examples", type=int, default=853, help="first N validation reviews")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[6, 16])
     parser.add_argument("--sides", nargs="+", default=["bertkit", "transformers", "trainer"],
-                        choices=["bertkit", "transformers", "trainer"])  # fmt: skip
+                        choices=["bertkit", "transformers", "trainer"])
     parser.add_argument("--maxlen", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=2e-5)
@@ -234,11 +234,11 @@ def _warm_up() -> None:
 def compare(shared: dict, args, batch_size: int, tmp: str) -> dict:
     runners = {"bertkit": lambda: run_bertkit(shared, args, batch_size),
                "transformers": lambda: run_plain_loop(shared, args, batch_size),
-               "trainer": lambda: run_trainer(shared, args, batch_size, str(Path(tmp) / "trainer"))}  # fmt: skip
+               "trainer": lambda: run_trainer(shared, args, batch_size, str(Path(tmp) / "trainer"))}
     result = {side: runners[side]() for side in args.sides}
     for side, f in result.items():
         print(f"batch {batch_size:>2} {side:>12}: accuracy {f['accuracy']:.4f}, {f['examples_per_s']:.1f} "
-              f"examples/s ({f['train_seconds']:.1f} s)")  # fmt: skip
+              f"examples/s ({f['train_seconds']:.1f} s)")
     if "bertkit" in result:
         for other in ("transformers", "trainer"):
             if other in result:

@@ -55,9 +55,9 @@ def run_bertkit(model_path: str, sets: dict, args: argparse.Namespace, tagger: s
     model = bertkit.load_model(model_path, head=task.head, num_labels=task.num_outputs)
     epochs, lr = (args.bilstm_epochs, args.bilstm_lr) if tagger == "bilstm" else (args.epochs, args.lr)
     config = TrainConfig(lr=lr, epochs=epochs, batch_size=args.batch_size, warmup=args.warmup, seed=args.seed,
-                         weight_decay=0.01, max_grad_norm=1.0, progress=False)  # fmt: skip
+                         weight_decay=0.01, max_grad_norm=1.0, progress=False)
     _, seconds = timed(fit, model, train, task.loss_fn(train), config, lengths=train.lengths,
-                       collate=functools.partial(pad_collate, pad_id=train.pad_id))  # fmt: skip
+                       collate=functools.partial(pad_collate, pad_id=train.pad_id))
     f1 = {}
     for name in ("dev", "test"):
         data = task.featurize(tokenizer, *sets[name])
@@ -115,7 +115,7 @@ def _hf_f1(model, collate, rows: list[dict], gold: list[list[str]], tags: list[s
 
 def _figures(f1: dict, sentences: int, seconds: float) -> dict:
     return {"dev_f1": round(100 * f1["dev"], 2), "test_f1": round(100 * f1["test"], 2),
-            "train_seconds": round(seconds, 1), "sentences_per_s": round(sentences / seconds, 2)}  # fmt: skip
+            "train_seconds": round(seconds, 1), "sentences_per_s": round(sentences / seconds, 2)}
 
 
 def load_sets(data_dir: Path, train_sentences: int | None, eval_sentences: int | None) -> dict:
@@ -148,7 +148,7 @@ def main() -> None:
     model_path = minilm_path()
     sets = load_sets(args.data_dir, args.train_sentences, args.eval_sentences)
     print(f"CoNLL-2003: {len(sets['train'][0])} training, {len(sets['dev'][0])} dev, {len(sets['test'][0])} test "
-          f"sentences; torch threads {torch.get_num_threads()}", flush=True)  # fmt: skip
+          f"sentences; torch threads {torch.get_num_threads()}", flush=True)
     tags = NerTask(maxlen=args.maxlen)
     tags.prepare(*sets["train"])
     figures = {"bertkit": run_bertkit(model_path, sets, args)}
@@ -161,14 +161,14 @@ def main() -> None:
     figures["throughput_ratio"] = round(ratio, 3)
     figures["test_f1_difference_points"] = round(figures["bertkit"]["test_f1"] - figures["transformers"]["test_f1"], 2)
     figures["settings"] = {k: os.path.relpath(v, ROOT) if isinstance(v, Path) else v
-                           for k, v in vars(args).items() if k != "out"}  # fmt: skip
+                           for k, v in vars(args).items() if k != "out"}
     for side in ("transformers", "bertkit", "bertkit_bilstm"):
         if side in figures:
             f = figures[side]
             print(f"{side:>14}: dev F1 {f['dev_f1']:.2f}, test F1 {f['test_f1']:.2f}, "
-                  f"{f['sentences_per_s']:.1f} sentences/s ({f['train_seconds']:.1f} s training)")  # fmt: skip
+                  f"{f['sentences_per_s']:.1f} sentences/s ({f['train_seconds']:.1f} s training)")
     print(f"throughput ratio (bertkit / transformers): {ratio:.2f}; test F1 difference "
-          f"{figures['test_f1_difference_points']:+.2f} points")  # fmt: skip
+          f"{figures['test_f1_difference_points']:+.2f} points")
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -66,9 +66,9 @@ def split_articles(path: Path, train_articles: int, test_articles: int, folder: 
 def train_bertkit(model, train, task: QaTask, args) -> tuple[float, list[float]]:
     """bertkit's loop; returns (training seconds, mean loss per epoch)."""
     config = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup=0.1, weight_decay=0.01,
-                         max_grad_norm=1.0, seed=args.seed, progress=True, log_every=10**9)  # fmt: skip
+                         max_grad_norm=1.0, seed=args.seed, progress=True, log_every=10**9)
     history, seconds = timed(fit, model, train, task.loss_fn(train), config, lengths=train.lengths,
-                             collate=functools.partial(pad_collate, pad_id=train.pad_id))  # fmt: skip
+                             collate=functools.partial(pad_collate, pad_id=train.pad_id))
     return seconds, _epoch_losses(history.records, args.epochs)
 
 
@@ -83,7 +83,7 @@ def _epoch_losses(records: list[dict], epochs: int) -> list[float]:
 def train_transformers(hf_model, train, args) -> tuple[float, list[float]]:
     """The plain `transformers` loop over the same windows; returns (seconds, mean loss per epoch)."""
     rows = [{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions")}
-            for f in train.features]  # fmt: skip
+            for f in train.features]
     loader = shuffled_loader(rows, args.batch_size, functools.partial(pad_collate, pad_id=train.pad_id), args.seed)
     optimizer = hf_adamw(hf_model, args.lr)
     total = len(loader) * args.epochs
@@ -144,7 +144,7 @@ def _subset(outputs: list, data: TaskData, examples: list[int]) -> tuple[list, T
     rows = [i for i, e in enumerate(data.example_ids) if e in new_id]
     sub = TaskData(data.task, [data.features[i] for i in rows], [new_id[data.example_ids[i]] for i in rows],
                    [data.examples[e] for e in examples], [data.targets[e] for e in examples], data.pad_id,
-                   data.batch_size, [data.extras[i] for i in rows])  # fmt: skip
+                   data.batch_size, [data.extras[i] for i in rows])
     return [outputs[i] for i in rows], sub
 
 
@@ -177,10 +177,10 @@ def main() -> None:
     train = task.featurize(tokenizer, *read_squad(train_path))
     test = task.featurize(tokenizer, *read_squad(test_path))
     print(f"{train.num_examples} training questions in {len(train)} windows; {test.num_examples} test questions "
-          f"in {len(test)} windows; torch threads {torch.get_num_threads()}")  # fmt: skip
+          f"in {len(test)} windows; torch threads {torch.get_num_threads()}")
     figures: dict = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()} |
                      {"train_questions": train.num_examples, "train_windows": len(train),
-                      "test_questions": test.num_examples}}  # fmt: skip
+                      "test_questions": test.num_examples}}
     torch.manual_seed(args.seed)
     initial = bertkit.load_model(model_path, head="qa")
     head = {k: v.clone() for k, v in initial.classifier.out.state_dict().items()}
@@ -197,10 +197,10 @@ def main() -> None:
             seconds, losses = train_transformers(hf, train, args)
             model = _QaLogits(hf)
         figures[side] = {**scores(model, task, test), "train_seconds": round(seconds, 1),
-                         "windows_per_s": round(len(train) * args.epochs / seconds, 3), "epoch_losses": losses}  # fmt: skip
+                         "windows_per_s": round(len(train) * args.epochs / seconds, 3), "epoch_losses": losses}
         f = figures[side]
         print(f"{side:>12}: EM {f['exact']:.2f} F1 {f['f1']:.2f} on the held-out articles; {f['windows_per_s']:.2f} "
-              f"windows/s ({f['train_seconds']:.0f} s); epoch losses {losses}")  # fmt: skip
+              f"windows/s ({f['train_seconds']:.0f} s); epoch losses {losses}")
         if side in args.v2_sides.split(","):
             f["normans_v2"] = normans_v2(model, tokenizer, args, args.v2)
             print(f"{'':>12}  Normans v2.0: {json.dumps(f['normans_v2'])}")

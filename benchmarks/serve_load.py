@@ -97,7 +97,7 @@ def load(port: int, texts: list[str], clients: int, seconds: float) -> dict:
     ms = np.asarray(latencies) * 1000
     return {"clients": clients, "seconds": wall, "requests": len(latencies), "failed": failures[0],
             "requests_per_s": len(latencies) / wall,
-            **{f"p{q}_ms": float(np.percentile(ms, q)) if len(ms) else None for q in (50, 95, 99)}}  # fmt: skip
+            **{f"p{q}_ms": float(np.percentile(ms, q)) if len(ms) else None for q in (50, 95, 99)}}
 
 
 def hf_endpoint(folder: str, port: int) -> None:
@@ -122,10 +122,10 @@ def hf_endpoint(folder: str, port: int) -> None:
 
 def settings(predictor: str, port: int, max_batch: int, max_wait_ms: float, precision: str) -> dict[str, list[str]]:
     serve = [sys.executable, "-m", "bertkit.cli", "serve", "--predictor", predictor, "--port", str(port),
-             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--precision", precision]  # fmt: skip
+             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--precision", precision]
     return {"bertkit serve, dynamic batching": serve, "bertkit serve, --no-batching": [*serve, "--no-batching"],
             "FastAPI + transformers pipeline per request":
-                [sys.executable, "-m", "benchmarks.serve_load", "--hf-endpoint", predictor, "--port", str(port)]}  # fmt: skip
+                [sys.executable, "-m", "benchmarks.serve_load", "--hf-endpoint", predictor, "--port", str(port)]}
 
 
 def main() -> None:
@@ -155,7 +155,7 @@ def main() -> None:
                 row = {"server": name} | load(port, texts, clients, args.seconds)
                 rows.append(row)
                 print(f"{name}, {clients} clients: {row['requests_per_s']:.1f} requests/s, p50 {row['p50_ms']:.0f} ms, "
-                      f"p95 {row['p95_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, {row['failed']} failed", flush=True)  # fmt: skip
+                      f"p95 {row['p95_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, {row['failed']} failed", flush=True)
         finally:
             stop_server(server)
     ratios = {}
@@ -168,7 +168,7 @@ def main() -> None:
               f"{ratios[clients]['vs_transformers_endpoint']:.2f}× the transformers endpoint")
     save_json(args.out, {"benchmark": "serve_load", "seconds": args.seconds, "max_batch": args.max_batch,
                          "precision": args.precision, "predictor": args.predictor,
-                         "max_wait_ms": args.max_wait_ms, "rows": rows, "ratios": ratios})  # fmt: skip
+                         "max_wait_ms": args.max_wait_ms, "rows": rows, "ratios": ratios})
 
 
 if __name__ == "__main__":

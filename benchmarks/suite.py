@@ -80,7 +80,7 @@ def pipeline_contender(folder: Path, maxlen: int, batch_size: int) -> Predict:
 
     model, tokenizer = hf_model(folder)
     pipe = transformers.pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu",
-                                 batch_size=batch_size, top_k=None)  # fmt: skip
+                                 batch_size=batch_size, top_k=None)
     index = {name: i for i, name in model.config.id2label.items()}
 
     def predict(texts: list[str]) -> np.ndarray:
@@ -101,7 +101,7 @@ def loop_contender(folder: Path, maxlen: int, batch_size: int) -> Predict:
         rows = []
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(texts[start : start + batch_size], truncation=True, max_length=maxlen,
-                              padding=True, return_tensors="pt")  # fmt: skip
+                              padding=True, return_tensors="pt")
             rows.append(model(**batch).logits.softmax(-1).numpy())
         return np.concatenate(rows)
 
@@ -150,7 +150,7 @@ def summarise(results: dict[str, dict], labels: np.ndarray, flops: float, peak: 
                "accuracy": float((r["probs"].argmax(1) == labels).mean()),
                "max_prob_diff_vs_bertkit_fp32": float(np.abs(r["probs"] - reference).max()),
                "labels_equal_bertkit_fp32": bool((r["probs"].argmax(1) == reference.argmax(1)).all()),
-               "peak_mb": r["peak_mb"], "useful_gflops": flops * rate / len(labels) / 1e9}  # fmt: skip
+               "peak_mb": r["peak_mb"], "useful_gflops": flops * rate / len(labels) / 1e9}
         row["fraction_of_fp32_peak"] = row["useful_gflops"] / peak
         rows.append(row)
     return rows
@@ -158,12 +158,12 @@ def summarise(results: dict[str, dict], labels: np.ndarray, flops: float, peak: 
 
 def print_table(rows: list[dict], peak: float) -> None:
     print(f"\n| contender | reviews/s | × pipeline | × loop | accuracy | max Δp vs bertkit fp32 | same labels | "
-          f"peak MB | useful GFLOPS | of fp32 peak ({peak:.0f} GFLOPS) |")  # fmt: skip
+          f"peak MB | useful GFLOPS | of fp32 peak ({peak:.0f} GFLOPS) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['contender']} | {r['reviews_per_s']:.2f} | {r['vs_pipeline']:.2f} | {r['vs_loop']:.2f} | "
               f"{r['accuracy']:.4f} | {r['max_prob_diff_vs_bertkit_fp32']:.1e} | {r['labels_equal_bertkit_fp32']} | "
-              f"{r['peak_mb']:.0f} | {r['useful_gflops']:.1f} | {r['fraction_of_fp32_peak']:.0%} |")  # fmt: skip
+              f"{r['peak_mb']:.0f} | {r['useful_gflops']:.1f} | {r['fraction_of_fp32_peak']:.0%} |")
 
 
 def main() -> None:
@@ -207,7 +207,7 @@ def main() -> None:
                "how": "useful FLOPs = non-padding matmul work of encoder+pooler+classifier (benchmarks/measure.py);"
                       " peak = best median torch.mm fp32 GFLOPS over encoder-like shapes, measured before and"
                       " after the runs (max); throughput = median of round-robin repeats; peak MB = RSS above"
-                      " the level at the start of a run", "rows": rows}  # fmt: skip
+                      " the level at the start of a run", "rows": rows}
     if not args.no_sweep:
         figures["sweep"] = sweep(folder)
         plot_sweep(figures["sweep"], args.out + ".png")

@@ -16,7 +16,7 @@ BATCHES = (1, 8, 32)
 
 @torch.inference_mode()
 def sweep(folder: Path, lengths: tuple[int, ...] = LENGTHS, batches: tuple[int, ...] = BATCHES,
-          repeats: int = 2) -> list[dict]:  # fmt: skip
+          repeats: int = 2) -> list[dict]:
     """Sequences/s of both classifiers on random ids of every (length, batch size), no padding."""
     import transformers
 

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Bad input of every kind ends in one line naming the problem and its place, never a traceback;
 # anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               IsADirectoryError, PermissionError)  # fmt: skip
+               IsADirectoryError, PermissionError)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 

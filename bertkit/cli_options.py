@@ -58,7 +58,7 @@ def _scalar(hint: Any) -> dict[str, Any]:
 def add_options(parser: argparse.ArgumentParser, func: Callable[..., Any], *,
                 skip: Sequence[str] = (), positional: Sequence[str] = (),
                 help: dict[str, str] | None = None, aliases: dict[str, Sequence[str]] | None = None,
-                flags: dict[str, str] | None = None) -> None:  # fmt: skip
+                flags: dict[str, str] | None = None) -> None:
     """Add a flag for every parameter of `func` except `skip`; `positional` ones become arguments.
 
     `func` may be a dataclass: its fields are the parameters. List values may also be given
@@ -119,7 +119,7 @@ class _WordsAction(_ListAction):
 def _parameters(func: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     if dataclasses.is_dataclass(func):
         return {f.name: inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_field_default(f))
-                for f in dataclasses.fields(func) if f.init and not f.metadata.get("derived")}  # fmt: skip
+                for f in dataclasses.fields(func) if f.init and not f.metadata.get("derived")}
     return dict(inspect.signature(func).parameters)
 
 

@@ -29,7 +29,7 @@ class _Logits(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                token_type_ids: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids, attention_mask, token_type_ids)
         return out.logits if out.logits is not None else out.last_hidden_state
 
@@ -72,7 +72,7 @@ def export_onnx(folder: str | Path, out: str | Path | None = None, tolerance: fl
             warnings.simplefilter("ignore")
             torch.onnx.export(_Logits(model), tuple(inputs.values()), tmp, input_names=names, output_names=["logits"],
                               dynamic_shapes=tuple(axes for _ in names), dynamo=True, external_data=False,
-                              verbose=False)  # fmt: skip
+                              verbose=False)
         diff = compare(model, OnnxModel(Path(tmp), model))
         if diff > tolerance:
             raise ValueError(f"ONNX outputs differ from PyTorch's by {diff:.2e} (> {tolerance:g}); not written")
@@ -120,6 +120,6 @@ def export(folder: str, onnx: bool = False, out: str | None = None, tolerance: f
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="export a model or predictor folder to ONNX",
-                                   description="Export a model or predictor folder to ONNX.")  # fmt: skip
+                                   description="Export a model or predictor folder to ONNX.")
     add_options(parser, export, positional=("folder",))
     parser.set_defaults(func=lambda args: call(export, args))

@@ -72,7 +72,7 @@ class OnnxModel(nn.Module):
         self.num_labels = getattr(source, "num_labels", None)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, **_: object) -> ModelOutput:  # fmt: skip
+                token_type_ids: torch.Tensor | None = None, **_: object) -> ModelOutput:
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         if given["attention_mask"] is None:
             given["attention_mask"] = torch.ones_like(input_ids)

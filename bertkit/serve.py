@@ -153,7 +153,7 @@ class Batcher:
 
 
 def create_app(predict: PredictFn, info: dict[str, Any], *, max_batch: int = 32, max_wait_ms: float = 5.0,
-               batching: bool = True, limits: Limits | None = None) -> Any:  # fmt: skip
+               batching: bool = True, limits: Limits | None = None) -> Any:
     """The FastAPI application around `predict` (examples -> records); `info` is what /info shows."""
     from contextlib import asynccontextmanager
 
@@ -179,7 +179,7 @@ def create_app(predict: PredictFn, info: dict[str, Any], *, max_batch: int = 32,
     @app.get("/info")
     async def show_info() -> dict[str, Any]:
         return info | {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "batching": batching,
-                       "max_texts": limits.max_texts, "max_chars": limits.max_chars}  # fmt: skip
+                       "max_texts": limits.max_texts, "max_chars": limits.max_chars}
 
     @app.post("/predict")
     async def predict_route(request: Request) -> JSONResponse:
@@ -228,13 +228,13 @@ def predictor_app(predictor: Any, **options: Any) -> Any:
 
     info = {"task": predictor.task.name, "labels": predictor.get_classes(),
             "maxlen": getattr(predictor.task, "maxlen", None), "precision": predictor.precision,
-            "version": bertkit.__version__}  # fmt: skip
+            "version": bertkit.__version__}
     return create_app(predictor.records, info, **options)
 
 
 def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 32,
           max_wait_ms: float = 5.0, batching: bool = True, max_texts: int = 64, max_chars: int = 20_000,
-          precision: Precision | None = None) -> int:  # fmt: skip
+          precision: Precision | None = None) -> int:
     """Serve a predictor folder over HTTP until interrupted (Ctrl-C / SIGTERM finish in-flight requests).
 
     Args:
@@ -258,13 +258,13 @@ def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: 
     inference_threads()
     loaded = load_predictor(predictor, **({"precision": precision} if precision else {}))
     app = predictor_app(loaded, max_batch=max_batch, max_wait_ms=max_wait_ms, batching=batching,
-                        limits=Limits(max_texts=max_texts, max_chars=max_chars))  # fmt: skip
+                        limits=Limits(max_texts=max_texts, max_chars=max_chars))
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info")
     return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="serve a predictor over HTTP (POST /predict)",
-                                   description="Serve a predictor over HTTP with dynamic batching.")  # fmt: skip
+                                   description="Serve a predictor over HTTP with dynamic batching.")
     add_options(parser, serve)
     parser.set_defaults(func=lambda args: call(serve, args))

@@ -39,7 +39,7 @@ class TextLabels:
         return len(self.classes)
 
     def featurize(self, tokenizer: Any, examples: Sequence[str], targets: Sequence[str] | None = None, *,
-                  batch_size: int = 32) -> TaskData:  # fmt: skip
+                  batch_size: int = 32) -> TaskData:
         enc = tokenizer(list(examples), max_length=self.maxlen, truncation=True)
         features = [{k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids")}
                     for i in range(len(examples))]
@@ -78,7 +78,7 @@ class WordTags:
         return 2
 
     def featurize(self, tokenizer: Any, examples: Sequence[str], targets: Sequence[Any] | None = None, *,
-                  batch_size: int = 32) -> TaskData:  # fmt: skip
+                  batch_size: int = 32) -> TaskData:
         enc = tokenizer(list(examples), max_length=self.maxlen, truncation=True)
         features = []
         for i in range(len(examples)):

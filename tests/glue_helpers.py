@@ -16,13 +16,13 @@ HEADERS = {
     "QNLI": ["index", "question", "sentence", "label"],
     "RTE": ["index", "sentence1", "sentence2", "label"],
     "WNLI": ["index", "sentence1", "sentence2", "label"],
-}  # fmt: skip
+}
 TEST_HEADERS = {
     "CoLA": ["index", "sentence"], "SST-2": ["index", "sentence"],
     "MRPC": ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"], "QQP": ["id", "question1", "question2"],
-}  # fmt: skip
+}
 LABELS = {"MNLI": ["contradiction", "entailment", "neutral"], "QNLI": ["entailment", "not_entailment"],
-          "RTE": ["entailment", "not_entailment"]}  # fmt: skip
+          "RTE": ["entailment", "not_entailment"]}
 CUES = ["sunny", "rainy", "windy"]
 FILES = {"MNLI": (["dev_matched.tsv", "dev_mismatched.tsv"], ["test_matched.tsv", "test_mismatched.tsv"])}
 
@@ -36,7 +36,7 @@ def _row(task: str, header: list[str], i: int, label: str | None, rng: random.Ra
     second = f"a {rng.choice(['nice', 'plain'])} report number {i}"
     values = {"sentence": first, "#1 String": first, "#2 String": second, "sentence1": first,
               "sentence2": second, "question1": first, "question2": second, "question": first,
-              "index": str(i), "id": str(i)}  # fmt: skip
+              "index": str(i), "id": str(i)}
     row = [values.get(column, "x") for column in header]
     if label is not None:
         row[header.index("Quality") if "Quality" in header else -1] = label
@@ -60,10 +60,10 @@ def write_glue(folder: Path, task: str, n_train: int = 32, n_dev: int = 16, n_te
         labels = _labels(task, n, rng)
         if task == "CoLA":  # no header: source, label, original label, sentence
             lines = ["\t".join(["gj04", y, "" if y == "1" else "*", _row(task, ["sentence", "label"], i, y, rng)[0]])
-                     for i, y in enumerate(labels)]  # fmt: skip
+                     for i, y in enumerate(labels)]
         else:
             header = HEADERS[task] if not name.startswith("dev") or task != "MNLI" else \
-                HEADERS[task][:-1] + ["label2", "label3", "label4", "label5", "gold_label"]  # fmt: skip
+                HEADERS[task][:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
             lines = ["\t".join(header)] + ["\t".join(_row(task, header, i, y, rng)) for i, y in enumerate(labels)]
         (out / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     for name in tests:

@@ -17,12 +17,12 @@ import torch
 
 def pipeline_answers(folder: str, question: str, context: str, *, max_seq_len: int, doc_stride: int,
                      max_answer_len: int, top_k: int = 1, handle_impossible_answer: bool = False
-                     ) -> list[dict[str, Any]]:  # fmt: skip
+                     ) -> list[dict[str, Any]]:
     """The pipeline's answers (best first) for one question, each {"score", "start", "end", "answer"}."""
     import transformers
 
     kwargs = dict(max_seq_len=max_seq_len, doc_stride=doc_stride, max_answer_len=max_answer_len, top_k=top_k,
-                  handle_impossible_answer=handle_impossible_answer)  # fmt: skip
+                  handle_impossible_answer=handle_impossible_answer)
     try:
         qa = transformers.pipeline("question-answering", model=folder, tokenizer=folder)
     except (KeyError, ValueError):
@@ -39,13 +39,13 @@ def _load(folder: str) -> tuple[Any, Any]:
 
 
 def _reassembled(folder: str, question: str, context: str, *, max_seq_len: int, doc_stride: int,
-                 max_answer_len: int, top_k: int, handle_impossible_answer: bool) -> list[dict[str, Any]]:  # fmt: skip
+                 max_answer_len: int, top_k: int, handle_impossible_answer: bool) -> list[dict[str, Any]]:
     from transformers.pipelines.document_question_answering import select_starts_ends
 
     tokenizer, model = _load(folder)
     enc = tokenizer(text=question, text_pair=context, truncation="only_second", max_length=max_seq_len,
                     stride=doc_stride, return_token_type_ids=True, return_overflowing_tokens=True,
-                    return_offsets_mapping=True, return_special_tokens_mask=True)  # fmt: skip
+                    return_offsets_mapping=True, return_special_tokens_mask=True)
     min_null_score, answers = 1000000, []
     for span in range(len(enc["input_ids"])):
         ids = enc["input_ids"][span]
@@ -56,7 +56,7 @@ def _reassembled(folder: str, question: str, context: str, *, max_seq_len: int, 
             out = model(**inputs)
         starts, ends, scores, min_null_score = select_starts_ends(
             out.start_logits.numpy(), out.end_logits.numpy(), p_mask, inputs["attention_mask"].numpy(),
-            min_null_score, top_k, handle_impossible_answer, max_answer_len)  # fmt: skip
+            min_null_score, top_k, handle_impossible_answer, max_answer_len)
         encoding = enc[span]
         for s, e, score in zip(starts, ends, scores, strict=True):
             try:  # the pipeline's get_indices(align_to_words=True)

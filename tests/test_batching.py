@@ -77,7 +77,7 @@ def test_collate_pads_per_token_fields_and_stacks_scalars():
     features = [
         {"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "token_type_ids": [0, 0, 1], "labels": [1, 2, 3], "y": 1.5},
         {"input_ids": [8], "attention_mask": [1], "token_type_ids": [0], "labels": [4], "y": 0.5},
-    ]  # fmt: skip
+    ]
     batch = pad_collate(features, pad_id=9)
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 9, 9]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]

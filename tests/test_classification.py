@@ -86,7 +86,7 @@ def test_losses_match_torch_and_class_weights_count():
     torch.testing.assert_close(task_loss(logits, targets, "multiclass"), F.cross_entropy(logits, targets))
     weights = torch.tensor([1.0, 3.0])
     torch.testing.assert_close(task_loss(logits, targets, "multiclass", weights),
-                               F.cross_entropy(logits, targets, weight=weights))  # fmt: skip
+                               F.cross_entropy(logits, targets, weight=weights))
     rows = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     torch.testing.assert_close(task_loss(logits, rows, "multilabel"), F.binary_cross_entropy_with_logits(logits, rows))
     values = torch.tensor([[0.5], [1.5], [2.0]])

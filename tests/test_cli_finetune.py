@@ -40,7 +40,7 @@ def _finetune_args(root: Path, model: Path, out: Path, *extra: str) -> list[str]
     return ["finetune", "--model", str(model), "--train", str(root / "train.csv"),
             "--valid", str(root / "valid.tsv"), "--text-column", "sentence", "--label-column", "emotion",
             "--classes", ",".join(EMOTIONS), "--maxlen", "32", "--epochs", "2", "--batch-size", "8",
-            "--lr", "1e-2", "--no-progress", "--out", str(out), *extra]  # fmt: skip
+            "--lr", "1e-2", "--no-progress", "--out", str(out), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def finetuned(workspace):
 def test_finetune_writes_predictor_report_and_plots(finetuned, capsys):
     root, _, out = finetuned
     for name in ("bertkit.json", "config.json", "model.safetensors", "tokenizer.json",
-                 "report.json", "history.json", "confusion_matrix.png", "training_curves.png"):  # fmt: skip
+                 "report.json", "history.json", "confusion_matrix.png", "training_curves.png"):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == EMOTIONS and report["train_examples"] == 30 and report["steps"] == 8
@@ -84,7 +84,7 @@ def test_predict_from_arguments_file_and_stdin(finetuned, capsys, monkeypatch):
 def test_evaluate_reads_every_format(finetuned, capsys, data):
     root, _, out = finetuned
     args = ["evaluate", "--predictor", str(out), "--data", str(root / data),
-            "--text-column", "sentence", "--label-column", "emotion"]  # fmt: skip
+            "--text-column", "sentence", "--label-column", "emotion"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "precision" in printed and "confusion matrix" in printed and "surprise" in printed
@@ -158,7 +158,7 @@ def test_benchmark_smoke_run(tmp_path):
     """The benchmark script end to end on a handful of examples (real MiniLM weights)."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "finetune_sentiment.py"), "--limit", "32",
-           "--valid-limit", "16", "--epochs", "1", "--out", str(out)]  # fmt: skip
+           "--valid-limit", "16", "--epochs", "1", "--out", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())

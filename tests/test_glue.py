@@ -43,7 +43,7 @@ def test_every_task_reads_its_official_layout(tmp_path, name):
 def test_mrpc_cola_and_quoting(tmp_path):
     path = tmp_path / "train.tsv"
     path.write_text('\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
-                    '1\t1\t2\t"Quoted" start\tHe said "no\n', encoding="utf-8")  # fmt: skip
+                    '1\t1\t2\t"Quoted" start\tHe said "no\n', encoding="utf-8")
     split = read_glue(glue_task("MRPC"), path)
     assert split.examples() == [('"Quoted" start', 'He said "no')] and split.labels == ["1"]
     cola = tmp_path / "dev.tsv"

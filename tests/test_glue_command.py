@@ -20,7 +20,7 @@ def model_dir(tmp_path_factory):
 
 def _run(model_dir, data, out, task, *extra):
     return main(["glue", "--task", task, "--data-dir", str(data), "--model", model_dir, "--out", str(out),
-                 "--maxlen", "32", "--batch-size", "8", "--epochs", "1", "--no-progress", *extra])  # fmt: skip
+                 "--maxlen", "32", "--batch-size", "8", "--epochs", "1", "--no-progress", *extra])
 
 
 def test_rte_chooses_the_best_lr_on_dev_and_writes_the_leaderboard_file(model_dir, tmp_path, capsys):
@@ -49,7 +49,7 @@ def test_stsb_regression_and_mnli_both_halves(model_dir, tmp_path, capsys):
     assert not (tmp_path / "sts" / "predictor").exists()
     write_glue(tmp_path, "MNLI", n_train=12, n_dev=6, n_test=3)
     assert _run(model_dir, tmp_path, tmp_path / "mnli", "MNLI", "--lrs", "1e-3", "--max-steps", "1",
-                "--limit", "8", "--dev-limit", "4", "--no-save-predictor") == 0  # fmt: skip
+                "--limit", "8", "--dev-limit", "4", "--no-save-predictor") == 0
     results = json.loads((tmp_path / "mnli" / "results.json").read_text())
     assert set(results["dev"]) == {"dev_matched.tsv", "dev_mismatched.tsv"} and results["train_examples"] == 8
     for name in ("MNLI-m.tsv", "MNLI-mm.tsv"):

@@ -29,7 +29,7 @@ class MeanPoolRegressor(TaskHead):
         self.out = nn.Linear(hidden_size, 1)
 
     def forward(self, encoder, input_ids, attention_mask=None, token_type_ids=None, *,
-                output_hidden_states=False, mlm_mask=None):  # fmt: skip
+                output_hidden_states=False, mlm_mask=None):
         out = super().forward(encoder, input_ids, attention_mask, token_type_ids,
                               output_hidden_states=output_hidden_states)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask

@@ -18,7 +18,7 @@ def _model(family: str, head: str) -> bertkit.BertkitModel:
     torch.manual_seed(0)
     extra = {"embedding_size": 16} if family == "albert" else {}
     config = EncoderConfig(family=family, vocab_size=100, hidden_size=32, num_layers=2, num_heads=4,
-                           intermediate_size=37, max_positions=160, **extra)  # fmt: skip
+                           intermediate_size=37, max_positions=160, **extra)
     return bertkit.build(config, head=head, num_labels=3 if head != "multiple_choice" else None).eval()
 
 

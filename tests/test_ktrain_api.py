@@ -106,13 +106,13 @@ def test_texts_from_df_csv_and_one_hot_columns(model_dir, tmp_path):
     x, y = emotion_data(30)
     frame = pd.DataFrame({"text": x, "label": y})
     trn, val, preproc = text.texts_from_df(frame, "text", label_columns=["label"], maxlen=32, model_name=model_dir,
-                                           val_pct=0.2)  # fmt: skip
+                                           val_pct=0.2)
     assert trn.num_examples == 24 and val.num_examples == 6 and preproc.get_classes() == sorted(EMOTIONS)
     onehot = pd.get_dummies(frame["label"]).astype(int)
     frame = pd.concat([frame[["text"]], onehot], axis=1)
     frame.to_csv(tmp_path / "train.csv", index=False)
     trn, val, preproc = text.texts_from_csv(str(tmp_path / "train.csv"), "text", label_columns=list(onehot.columns),
-                                            val_filepath=str(tmp_path / "train.csv"), maxlen=32, model_name=model_dir)  # fmt: skip
+                                            val_filepath=str(tmp_path / "train.csv"), maxlen=32, model_name=model_dir)
     assert preproc.task.kind == "multiclass" and preproc.get_classes() == list(onehot.columns)
     assert val.num_examples == 30 and [preproc.get_classes()[t] for t in val.targets] == y
     with pytest.raises(ValueError, match="not part of bertkit"):

@@ -141,7 +141,7 @@ def test_resume_after_kill_is_exact(tmp_path):
     config = TrainConfig(
         lr=0.01, epochs=2, batch_size=4, grad_accum=2, checkpoint_every=3, **QUIET,
         checkpoint_dir=str(tmp_path / "ckpt"),
-    )  # fmt: skip
+    )
     whole = toy(dropout=0.3)
     reference = fit(
         whole,
@@ -186,7 +186,7 @@ def test_early_stopping_and_restore_best(tmp_path):
     config = TrainConfig(
         lr=0.01, epochs=10, batch_size=4, eval_every=1, early_stopping=2, restore_best=True, **QUIET,
         checkpoint_dir=str(tmp_path),
-    )  # fmt: skip
+    )
     model = toy()
     history = fit(model, data, loss_fn, config, collate=collate, eval_fn=eval_fn)
     assert len(weights_at_eval) == 4  # best at eval 2, then two evaluations without improvement
@@ -221,7 +221,7 @@ def test_checkpoints_pruned_complete_and_weights_only(tmp_path):
     config = TrainConfig(
         max_steps=5, batch_size=4, checkpoint_dir=str(tmp_path), checkpoint_every=1,
         keep_checkpoints=2, **QUIET,
-    )  # fmt: skip
+    )
     fit(toy(), make_data(16), loss_fn, config, collate=collate)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "step-000004",
@@ -245,7 +245,7 @@ def test_history_json_and_png(tmp_path):
     history = fit(
         toy(), make_data(16), loss_fn, TrainConfig(epochs=2, batch_size=4, **QUIET),
         collate=collate, eval_fn=lambda m: {"val_loss": 1.0 / (1 + next(evals)), "val_accuracy": 0.5},
-    )  # fmt: skip
+    )
     assert isinstance(history, History)
     assert {"step", "epoch", "lr", "loss", "examples_per_s"} <= set(history.records[0])
     assert history.series("val_accuracy")[0] == [4, 8]
@@ -259,7 +259,7 @@ def test_bf16_autocast_runs_and_learns():
     history = fit(
         toy(), make_data(8), loss_fn, TrainConfig(lr=0.05, max_steps=20, batch_size=8, warmup=0, bf16=True, **QUIET),
         collate=collate,
-    )  # fmt: skip
+    )
     assert math.isfinite(history.records[-1]["loss"])
     assert history.records[-1]["loss"] < history.records[0]["loss"]
 

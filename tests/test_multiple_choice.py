@@ -73,7 +73,7 @@ def test_real_copa_files_read_whole():
     ("l.jsonl", '{"context": "c", "choices": ["a", "b"], "label": 2}\n', "l.jsonl, line 1: label 2 is not a choice"),
     ("m.jsonl", '{"context": "c", "choices": ["a", "b"], "label": 1}\n{"context": "c", "choices": ["a", "b"]}\n',
      "m.jsonl, line 2: no label"),
-])  # fmt: skip
+])
 def test_bad_rows_name_the_file_and_row(tmp_path, name, text, message):
     with pytest.raises(ValueError, match=message.replace("+", r"\+")):
         read_choices(_write(tmp_path / name, text))
@@ -84,7 +84,7 @@ def test_featurize_pads_missing_choices_and_matches_transformers(model_dir, toke
 
     task = MultipleChoiceTask(maxlen=16)
     examples = [("a long context about the weather today", ["it rains", "it is sunny outside", "snow"]),
-                ("short", ["yes", "no"])]  # fmt: skip
+                ("short", ["yes", "no"])]
     data = task.featurize(tokenizer, examples, [1, 0])
     assert [f["choice_mask"] for f in data.features] == [[1, 1, 1], [1, 1, 0]]
     assert max(len(ids) for f in data.features for ids in f["input_ids"]) <= 16
@@ -94,7 +94,7 @@ def test_featurize_pads_missing_choices_and_matches_transformers(model_dir, toke
     hf_tok = AutoTokenizer.from_pretrained(model_dir)
     for (context, choices), out in zip(examples, outputs, strict=True):
         enc = hf_tok([context] * len(choices), choices, truncation=True, max_length=16, padding=True,
-                     return_tensors="pt")  # fmt: skip
+                     return_tensors="pt")
         with torch.no_grad():
             expected = reference(**{k: v[None] for k, v in enc.items()}).logits[0].numpy()
         np.testing.assert_allclose(out[: len(choices)], expected, atol=1e-5)
@@ -110,7 +110,7 @@ def test_loss_ignores_filler_choices(model_dir, tokenizer):
     loss, _ = task.loss_fn(data)(model, batch)
     logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
     expected = (torch.nn.functional.cross_entropy(logits[:1], torch.tensor([2]))
-                + torch.nn.functional.cross_entropy(logits[1:, :2], torch.tensor([1]))) / 2  # fmt: skip
+                + torch.nn.functional.cross_entropy(logits[1:, :2], torch.tensor([1]))) / 2
     assert abs(loss.item() - expected.item()) < 1e-5
     with pytest.raises(ValueError, match="no training options"):
         task.loss_fn(data, class_weights="balanced")
@@ -203,7 +203,7 @@ def test_cli_finetune_evaluate_predict_and_wrong_task(model_dir, tmp_path, capsy
     out = tmp_path / "predictor"
     assert main(["finetune", "multiple_choice", "--model", str(model_dir), "--train", write("train.jsonl", 96, 0),
                  "--valid", write("valid.jsonl", 32, 1), "--out", str(out), "--maxlen", "16", "--epochs", "2",
-                 "--lr", "5e-3", "--batch-size", "16", "--no-progress"]) == 0  # fmt: skip
+                 "--lr", "5e-3", "--batch-size", "16", "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "multiple_choice" and report["metrics"]["val_accuracy"] >= 0.9
     capsys.readouterr()

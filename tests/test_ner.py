@@ -63,7 +63,7 @@ def test_labels_on_first_sub_tokens_and_windows(tiny: Path) -> None:
     labels = [task.tags[i] if i != IGNORE else None for i in data.features[0]["labels"]]
     assert list(zip(pieces, labels, strict=True)) == [
         ("[CLS]", None), ("angela", "B-PER"), ("mer", "I-PER"), ("##kel", None), ("visited", "O"),
-        ("strasbourg", "B-LOC"), ("[SEP]", None)]  # fmt: skip
+        ("strasbourg", "B-LOC"), ("[SEP]", None)]
     every = NerTask(tags=task.tags, label_all_subtokens=True).featurize(tokenizer, words, tags)
     assert every.features[0]["labels"][3] == task.tags.index("I-PER")
     long = NerTask(tags=task.tags, maxlen=10, stride=3).featurize(tokenizer, words * 1, [tags[0]])
@@ -97,7 +97,7 @@ def test_entities_equal_the_transformers_pipeline(tmp_path: Path, strategy: str)
     transformers = pytest.importorskip("transformers")
     folder = _tagger(tmp_path, TAGS, seed=3)
     pipe = transformers.pipeline("token-classification", model=str(folder), aggregation_strategy=strategy,
-                                 device="cpu")  # fmt: skip
+                                 device="cpu")
     tokenizer = bertkit.Tokenizer.from_pretrained(folder)
     model = bertkit.load_model(folder, head="token_classification")
     task = NerTask(tags=TAGS, aggregation=strategy)
@@ -108,7 +108,7 @@ def test_entities_equal_the_transformers_pipeline(tmp_path: Path, strategy: str)
         ours = merge_entities(tagged, sentence)
         theirs = pipe(sentence)
         assert [(e["entity_group"], e["start"], e["end"]) for e in ours] == \
-            [(e["entity_group"], e["start"], e["end"]) for e in theirs]  # fmt: skip
+            [(e["entity_group"], e["start"], e["end"]) for e in theirs]
         for a, b in zip(ours, theirs, strict=True):
             assert a["score"] == pytest.approx(float(b["score"]), abs=1e-5)
             assert a["word"].lower().replace(" ", "") == b["word"].replace(" ", "")  # it joins tokens by spaces
@@ -143,7 +143,7 @@ def test_a_tiny_model_learns_entities(tiny: Path, tmp_path: Path) -> None:
     model = bertkit.load_model(tiny, head=task.head, num_labels=task.num_outputs)
     config = TrainConfig(lr=5e-3, epochs=3, batch_size=16, progress=False)
     fit(model, train, task.loss_fn(train), config,
-        collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)  # fmt: skip
+        collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)
     scores = task.metrics(forward_features(model, val.features, pad_id=val.pad_id), val)
     assert scores["val_f1"] > 0.95, scores
     report = task.evaluate(forward_features(model, val.features, pad_id=val.pad_id), val)
@@ -168,6 +168,6 @@ def test_the_feature_based_bilstm_tagger_learns_with_a_frozen_encoder(tiny: Path
     model = bertkit.load_model(tiny, head=task.head, num_labels=task.num_outputs)
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     fit(model, train, task.loss_fn(train), TrainConfig(lr=3e-2, epochs=5, batch_size=16, progress=False),
-        collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)  # fmt: skip
+        collate=functools.partial(pad_collate, pad_id=train.pad_id), lengths=train.lengths)
     assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
     assert task.metrics(forward_features(model, val.features, pad_id=val.pad_id), val)["val_f1"] > 0.9

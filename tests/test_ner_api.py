@@ -43,7 +43,7 @@ def test_the_ktrain_ner_workflow(files: tuple[Path, Path, Path], tmp_path: Path,
     predictor = ktrain.get_predictor(learner.model, preproc)
     sentence = "Mr anna smith went to paris today."
     assert predictor.predict(sentence) == [("Mr", "O"), ("anna", "B-PER"), ("smith", "I-PER"), ("went", "O"),
-                                           ("to", "O"), ("paris", "B-LOC"), ("today", "O"), (".", "O")]  # fmt: skip
+                                           ("to", "O"), ("paris", "B-LOC"), ("today", "O"), (".", "O")]
     assert predictor.predict(sentence, merge_tokens=True) == [("anna smith", "PER"), ("paris", "LOC")]
     entities = predictor.predict(sentence, merge_tokens=True, return_offsets=True)
     assert [(e["start"], e["end"]) for e in entities] == [(3, 13), (22, 27)] and 0 < entities[0]["score"] <= 1
@@ -68,12 +68,12 @@ def test_held_out_split_bilstm_tagger_and_errors(files: tuple[Path, Path, Path])
 
 
 def test_finetune_evaluate_predict_on_the_command_line(files: tuple[Path, Path, Path], tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+                                                      capsys: pytest.CaptureFixture) -> None:
     model_path, train_file, valid_file = files
     out = tmp_path / "predictor"
     assert main(["finetune", "ner", "--model", str(model_path), "--train", str(train_file), "--valid",
                  str(valid_file), "--maxlen", "32", "--epochs", "3", "--batch-size", "16", "--lr", "5e-3",
-                 "--no-progress", "--out", str(out)]) == 0  # fmt: skip
+                 "--no-progress", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "ner" and report["metrics"]["val_f1"] > 0.9
     capsys.readouterr()
@@ -91,7 +91,7 @@ def test_finetune_evaluate_predict_on_the_command_line(files: tuple[Path, Path, 
 def test_a_predictor_of_another_task_is_not_loaded_as_ner(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
     model_path, _, _ = files
     preproc = text.Transformer(str(model_path), maxlen=16, classes=["joy", "sadness", "anger", "fear", "love",
-                                                                    "surprise"])  # fmt: skip
+                                                                    "surprise"])
     x, y = emotion_data(6)
     preproc.preprocess_train(x, y)
     ktrain.get_predictor(preproc.get_classifier(), preproc).save(tmp_path / "cls")

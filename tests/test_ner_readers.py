@@ -49,17 +49,17 @@ def test_malformed_lines_name_file_and_line(tmp_path: Path) -> None:
 def test_jsonl_and_gmb_csv(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     path.write_text('{"tokens": ["Anna", "sang"], "tags": ["S-PER", "O"]}\n\n'
-                    '{"tokens": ["New", "York"], "tags": ["B-LOC", "E-LOC"]}\n')  # fmt: skip
+                    '{"tokens": ["New", "York"], "tags": ["B-LOC", "E-LOC"]}\n')
     assert NerTask.read(str(path), scheme="bioes") == ([["Anna", "sang"], ["New", "York"]],
-                                                       [["B-PER", "O"], ["B-LOC", "I-LOC"]])  # fmt: skip
+                                                       [["B-PER", "O"], ["B-LOC", "I-LOC"]])
     path.write_text('{"tokens": ["Anna", "sang"], "tags": ["B-PER"]}\n')
     with pytest.raises(ValueError, match=r"s.jsonl:line 1: tags must be 2 strings"):
         NerTask.read(str(path))
     csv = tmp_path / "ner_dataset.csv"
     csv.write_text('Sentence #,Word,POS,Tag\nSentence: 1,Thousands,NNS,O\n,of,IN,O\n,London,NNP,B-geo\n'
-                   'Sentence: 2,Iranian,JJ,B-gpe\n,officials,NNS,I-gpe\n')  # fmt: skip
+                   'Sentence: 2,Iranian,JJ,B-gpe\n,officials,NNS,I-gpe\n')
     assert NerTask.read(str(csv)) == ([["Thousands", "of", "London"], ["Iranian", "officials"]],
-                                      [["O", "O", "B-geo"], ["B-gpe", "I-gpe"]])  # fmt: skip
+                                      [["O", "O", "B-geo"], ["B-gpe", "I-gpe"]])
     csv.write_text('Sentence #,Word,POS,Tag\nSentence: 1,Thousands,NNS,O\n,of,IN,I-geo\n')
     with pytest.raises(ValueError, match=r"ner_dataset.csv:line 3: I-geo cannot follow O"):
         NerTask.read(str(csv))

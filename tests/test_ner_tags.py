@@ -24,7 +24,7 @@ def test_iob1_and_bioes_convert_to_iob2() -> None:
     (["O", "E-PER"], "bioes", "E-PER cannot follow O"),
     (["B-PER", "PER"], "iob2", "'PER' is not an IOB2 tag"),
     (["S-PER"], "iob2", "'S-PER' is not an IOB2 tag"),
-])  # fmt: skip
+])
 def test_bad_sequences_are_errors_naming_the_tag(tags: list[str], scheme: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         to_iob2(tags, scheme)

@@ -26,7 +26,7 @@ def test_one_plotter_pairs_training_and_validation_values(tmp_path):
     from bertkit.train.history import metric_names, plot_history
 
     records = [{"step": 1, "epoch": 0, "lr": 1e-3, "loss": 2.0, "accuracy": 0.4},
-               {"step": 2, "epoch": 0, "val_loss": 1.5, "val_accuracy": 0.5, "val_f1": 0.3}]  # fmt: skip
+               {"step": 2, "epoch": 0, "val_loss": 1.5, "val_accuracy": 0.5, "val_f1": 0.3}]
     assert metric_names(records) == ["loss", "accuracy", "f1"]
     fig = plot_history(records, tmp_path / "h.png")
     titles = [ax.get_title() for ax in fig.axes if ax.axison]

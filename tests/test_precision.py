@@ -19,7 +19,7 @@ from tests.test_inference import _features
 def _model() -> bertkit.BertkitModel:
     torch.manual_seed(0)
     config = EncoderConfig(vocab_size=100, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=37,
-                           max_positions=160, labels=["a", "b", "c"])  # fmt: skip
+                           max_positions=160, labels=["a", "b", "c"])
     return bertkit.build(config, head="classification", num_labels=3).eval()
 
 

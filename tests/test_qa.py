@@ -33,11 +33,11 @@ NORMANS = ("The Normans were the people who in the 10th and 11th centuries gave 
            "and Norway who, under their leader Rollo, agreed to swear fealty to King Charles III of West "
            "Francia. Through generations of assimilation and mixing with the native Frankish and "
            "Roman-Gaulish populations, their descendants would gradually merge with the Carolingian-based "
-           "cultures of West Francia.")  # fmt: skip
+           "cultures of West Francia.")
 
 
 def squad_file(path: Path, qas: list[dict], context: str = "Paris is the capital of France.",
-               version: str = "v2.0") -> Path:  # fmt: skip
+               version: str = "v2.0") -> Path:
     data = {"version": version, "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}
     path.write_text(json.dumps(data))
     return path
@@ -52,7 +52,7 @@ def test_read_squad_v2_with_unanswerable_questions(tmp_path):
          "answers": [{"text": "Paris", "answer_start": 0}, {"text": "Paris", "answer_start": 0}]},
         {"id": "q2", "question": "What is the capital of Spain?", "answers": [], "is_impossible": True,
          "plausible_answers": [{"text": "Paris", "answer_start": 0}]},
-    ])  # fmt: skip
+    ])
     examples, answers = QaTask.read(str(path))
     assert examples == [QaExample("What is the capital of France?", "Paris is the capital of France.", "q1"),
                         QaExample("What is the capital of Spain?", "Paris is the capital of France.", "q2")]
@@ -63,7 +63,7 @@ def test_mismatched_answer_start_names_the_question_or_is_skipped(tmp_path, caps
     path = squad_file(tmp_path / "bad.json", [
         {"id": "good", "question": "Capital?", "answers": [{"text": "Paris", "answer_start": 0}]},
         {"id": "off-by-one", "question": "Country?", "answers": [{"text": "France", "answer_start": 23}]},
-    ])  # fmt: skip
+    ])
     with pytest.raises(ValueError, match="question off-by-one: answer 'France' does not match"):
         read_squad(path)
     examples, _ = read_squad(path, skip_mismatched=True)
@@ -130,7 +130,7 @@ def test_predictions_file_is_the_official_json(tmp_path):
 
 QUESTIONS = ["In what country is Normandy located?", "Who was the leader of the Norse?",
              "When did the Normans give their name to Normandy?", "What culture did they merge with?",
-             "Who did they swear fealty to?", "Where did the raiders come from?"]  # fmt: skip
+             "Who did they swear fealty to?", "Where did the raiders come from?"]
 CONTEXTS = [NORMANS, NORMANS[:150], NORMANS[200:]]
 PAIRS = [(q, CONTEXTS[i % 3]) for i, q in enumerate(QUESTIONS)]
 
@@ -212,7 +212,7 @@ def test_answers_and_scores_equal_the_transformers_pipeline(qa_folder, null_answ
     nulls = 0
     for (question, context), mine in zip(pairs, ours, strict=True):
         ref = pipeline_answers(str(qa_folder), question, context, max_seq_len=48, doc_stride=16,
-                               max_answer_len=15, top_k=3, handle_impossible_answer=null_answers)  # fmt: skip
+                               max_answer_len=15, top_k=3, handle_impossible_answer=null_answers)
         assert [(a["answer"], a["start"], a["end"]) for a in mine] == [(a["answer"], a["start"], a["end"]) for a in ref]
         np.testing.assert_allclose([a["score"] for a in mine], [a["score"] for a in ref], rtol=1e-4)
         nulls += mine[0]["answer"] == ""

@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     folder = make_tiny_model(root / "tiny", seed=1, dropout=0.0)
     trn, val, preproc = text.qa_from_squad(str(code_squad(root / "train.json", 300, 0)),
                                            str(code_squad(root / "dev.json", 60, 1)), model_name=str(folder),
-                                           maxlen=32, doc_stride=8, max_answer_len=5, batch_size=32)  # fmt: skip
+                                           maxlen=32, doc_stride=8, max_answer_len=5, batch_size=32)
     learner = ktrain.get_learner(preproc.get_model(seed=0), train_data=trn, val_data=val)
     learner.train(3e-3, 3, seed=0, progress=False)
     return root, trn, val, preproc, learner
@@ -69,7 +69,7 @@ def test_cli_finetune_evaluate_predict(tmp_path, capsys):
     out = tmp_path / "predictor"
     assert cli(["finetune", "qa", "--model", str(folder), "--train", str(train), "--valid", str(dev),
                 "--out", str(out), "--maxlen", "32", "--doc-stride", "8", "--max-steps", "2",
-                "--batch-size", "16", "--no-progress"]) == 0  # fmt: skip
+                "--batch-size", "16", "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "qa" and "HasAns_f1" in report["report"] and "best_f1_thresh" in report["report"]
     assert json.loads((out / "bertkit.json").read_text())["settings"]["doc_stride"] == 8

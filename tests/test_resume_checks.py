@@ -55,7 +55,7 @@ def test_truncated_newest_checkpoint_falls_back_with_a_warning(tiny, tmp_path, c
         assert resume_point(ckpt) == older
     assert "skipped unreadable checkpoint" in caplog.text and "step-000002" in caplog.text
     history = learner(tiny).train(1e-3, checkpoint_dir=str(ckpt), checkpoint_every=1, max_steps=2,
-                                  progress=False)  # fmt: skip
+                                  progress=False)
     assert [r["step"] for r in history.records if "loss" in r] == [2]  # redone from step 1
     caplog.clear()
     assert resume_point(ckpt) == newest and not caplog.text  # and written whole again

@@ -169,10 +169,10 @@ def test_resume_with_row_wise_updates_is_bit_exact(tmp_path):
     rows = data(40)
     lengths = [len(r["input_ids"]) for r in rows]
     config = TrainConfig(lr=0.02, epochs=2, batch_size=4, checkpoint_every=4, weight_decay=0.1,
-                         progress=False, checkpoint_dir=str(tmp_path / "ckpt"))  # fmt: skip
+                         progress=False, checkpoint_dir=str(tmp_path / "ckpt"))
     whole = wide_toy()
     fit(whole, rows, loss_fn, TrainConfig(**{**config.__dict__, "checkpoint_dir": None}),
-        collate=collate, lengths=lengths)  # fmt: skip
+        collate=collate, lengths=lengths)
     with pytest.raises(RuntimeError, match="simulated kill"):
         fit(wide_toy(), rows, crashing_loss_fn(7), config, collate=collate, lengths=lengths)
     assert [p.name for p in step_dirs(tmp_path / "ckpt")] == ["step-000004"]

@@ -155,7 +155,7 @@ def test_cli_serves_until_sigterm_and_exits_cleanly(saved_predictor) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "bertkit.cli", "serve", "--predictor", str(folder),
-                               "--port", str(port), "--precision", "int8"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               "--port", str(port), "--precision", "int8"], stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120

@@ -44,7 +44,7 @@ def test_task_settings_round_trip_through_json():
 
 def test_task_data_lengths_handle_multiple_choice_rows():
     data = TaskData(ClassificationTask(), [{"input_ids": [[1, 2, 3], [1, 2]]}, {"input_ids": [4]}], [0, 1],
-                    ["x", "y"], None, 0)  # fmt: skip
+                    ["x", "y"], None, 0)
     assert data.lengths == [3, 1] and len(data) == 2 and not data.labelled and data.num_examples == 2
 
 

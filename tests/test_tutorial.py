@@ -20,7 +20,7 @@ def tutorial_inputs(tmp_path):
         "x_train": np.array(x_train), "y_train": np.array(y_train),  # the tutorial passes arrays
         "x_test": x_test, "y_test": y_test,
         "predictor_folder": str(tmp_path / "emotion_predictor"),
-    }  # fmt: skip
+    }
 
 
 def test_tutorial_runs_verbatim(tutorial_inputs, capsys):

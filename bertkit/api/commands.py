@@ -34,7 +34,7 @@ def finetune(
     checkpoint_dir: str | None = None, resume: bool = False, max_steps: int | None = None,
     class_weights: Literal["balanced"] | None = None, bf16: bool = False, grad_accum: int = 1,
     progress: bool = True, force_resume: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Fine-tune `model` on a labelled file, validate, and write the predictor folder `out`
     (atomically: an existing `out` is replaced only when everything succeeded) with report.json,
     history.json, training_curves.png (and confusion_matrix.png for single-label classification)
@@ -69,7 +69,7 @@ def finetune(
     """
     check_finetune(model, train, out, valid, checkpoint_dir=checkpoint_dir, resume=resume,
                    epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, warmup=warmup,
-                   grad_accum=grad_accum, eval_every=eval_every, early_stopping=early_stopping)  # fmt: skip
+                   grad_accum=grad_accum, eval_every=eval_every, early_stopping=early_stopping)
     task_obj = task_class(task)(**(settings or {}))
     x, y = _read(task_obj, train, read_options, labelled=True)
     val = _read(task_obj, valid, read_options, labelled=True) if valid else None
@@ -84,7 +84,7 @@ def finetune(
         early_stopping=early_stopping, restore_best=bool(early_stopping and val_data),
         checkpoint_dir=checkpoint_dir, resume=resume, max_steps=max_steps, bf16=bf16,
         grad_accum=grad_accum, progress=progress, force_resume=force_resume,
-    )  # fmt: skip
+    )
     seconds = time.perf_counter() - start
     evaluation = learner.report() if val_data is not None else None
     steps = max((r["step"] for r in history.records), default=0)
@@ -92,7 +92,7 @@ def finetune(
         "model": model, "task": task_obj.name, "settings": task_obj.to_json(), "labels": task_obj.labels,
         "train_examples": train_data.num_examples, "steps": steps, "train_seconds": round(seconds, 2),
         **(evaluation.to_json() if evaluation is not None else {}),
-    }  # fmt: skip
+    }
     with atomic_dir(out) as tmp:
         get_predictor(learner.model, preproc).save(tmp)
         save_json(tmp / "report.json", report)
@@ -112,7 +112,7 @@ def _read(task: Any, path: str, options: dict[str, Any] | None, *, labelled: boo
 
 
 def evaluate(predictor: str, data: str, *, predictions: str | None = None,
-             read_options: dict[str, Any] | None = None) -> Evaluation:  # fmt: skip
+             read_options: dict[str, Any] | None = None) -> Evaluation:
     """The task's report of a saved predictor on a labelled file (printed and returned).
 
     Args:
@@ -136,7 +136,7 @@ def evaluate(predictor: str, data: str, *, predictions: str | None = None,
 
 def predict(predictor: str, texts: list[str] | None = None, file: str | None = None, *,
             text_column: str = "text", encoding: str = "utf-8", stdin: IO[Any] | None = None,
-            stdout: TextIO | None = None) -> int:  # fmt: skip
+            stdout: TextIO | None = None) -> int:
     """Predict `texts`, else the examples of `file` (.txt: one per line; else a file in the task's
     format), else one example per line of stdin; write one JSON object per input, in order, to
     stdout as results are ready (a blank or undecodable line gets an error record naming its
@@ -232,7 +232,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
 def add_commands(subparsers: Any) -> None:
     """Register finetune, evaluate and predict with the `bertkit` CLI."""
     p = subparsers.add_parser("finetune", help="fine-tune a model on a labelled file (any task)",
-                              description=__doc__)  # fmt: skip
+                              description=__doc__)
     tasks = p.add_subparsers(dest="task", metavar="TASK")
     for name in TASKS:
         cls = task_class(name)

@@ -33,7 +33,7 @@ class TransformerEmbedding:
         limit = min(max_length, self.model.config.max_positions - self.model.config.position_offset)
         # every hidden state, so that the chosen ones can be concatenated rather than averaged
         extractor = FeatureExtractor(self.model, self.tokenizer, pooling="mean", layers="all", normalize=False,
-                                     maxlen=limit, batch_size=self.batch_size)  # fmt: skip
+                                     maxlen=limit, batch_size=self.batch_size)
         if not word_level:
             states = extractor.encode(texts)  # (texts, layers + 1, hidden)
             return states[:, self.layers].reshape(len(texts), -1)

@@ -42,7 +42,7 @@ class Explanation:
             colour = "0,160,0" if weight >= 0 else "200,0,0"
             alpha = abs(weight) / scale
             parts.append(f'<span title="{weight:+.3f}" style="background: rgba({colour},{alpha:.2f})">'
-                         f"{html.escape(self.text[start:end])}</span>")  # fmt: skip
+                         f"{html.escape(self.text[start:end])}</span>")
             cursor = end
         parts.append(html.escape(self.text[cursor:]))
         head = f"<p><b>{html.escape(self.target)}</b> (probability {self.probability:.3f})</p>"
@@ -56,7 +56,7 @@ class Explanation:
         ranked = sorted(self.weights().items(), key=lambda kv: -abs(kv[1]))[:n][::-1]
         fig, ax = new_figure(show, figsize=(6, 0.35 * len(ranked) + 1.2))
         ax.barh([w for w, _ in ranked], [v for _, v in ranked],
-                color=["tab:green" if v >= 0 else "tab:red" for _, v in ranked])  # fmt: skip
+                color=["tab:green" if v >= 0 else "tab:red" for _, v in ranked])
         ax.set_xlabel(f"contribution to {self.target!r}")
         return finish_figure(fig, path, show)
 
@@ -72,7 +72,7 @@ def explain(predictor: Any, text: str, target: str | int | None = None, n_steps:
         raise ValueError("explain takes one non-empty text")
     model, tokenizer, task = predictor.model, predictor.tokenizer, predictor.task
     enc = tokenizer([text], max_length=task.maxlen, truncation=True, return_offsets=True, return_word_ids=True,
-                    return_special_tokens_mask=True)  # fmt: skip
+                    return_special_tokens_mask=True)
     device = next(model.parameters()).device
     ids = torch.tensor(enc["input_ids"], device=device)
     mask = torch.tensor(enc["attention_mask"], device=device)
@@ -92,7 +92,7 @@ def explain(predictor: Any, text: str, target: str | int | None = None, n_steps:
     special = torch.tensor(enc["special_tokens_mask"], device=device).bool()
     baseline = torch.where(special, ids, torch.full_like(ids, tokenizer.pad_id or 0))  # keep [CLS]/[SEP]
     attributions = LayerIntegratedGradients(forward, model.encoder.embeddings.word).attribute(
-        ids, baselines=baseline, target=index, n_steps=n_steps)  # fmt: skip
+        ids, baselines=baseline, target=index, n_steps=n_steps)
     scores = attributions.sum(-1)[0].detach().cpu()  # (seq,)
     scores = scores / scores.norm().clamp(min=1e-12)
     probability = float(logits.softmax(-1)[index]) if logits.numel() > 1 else float(logits[index])

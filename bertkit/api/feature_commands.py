@@ -18,7 +18,7 @@ from bertkit.tasks.features import DEFAULT_MODEL, FeatureExtractor, LayerChoice,
 
 
 def read_texts(texts: list[str] | None, file: str | None, text_column: str = "text",
-               stdin: TextIO | None = None) -> list[str]:  # fmt: skip
+               stdin: TextIO | None = None) -> list[str]:
     """`texts`, then those of `file` (.txt: one per line; else a table's `text_column`), else one
     text per line of stdin."""
     from bertkit.data.readers import read_table, to_list
@@ -42,7 +42,7 @@ def read_texts(texts: list[str] | None, file: str | None, text_column: str = "te
 
 def encode(texts: list[str] | None = None, *, file: str | None = None, model: str = DEFAULT_MODEL,
            pooling: Literal["mean", "first", "pooler"] = "mean", layers: list[int] | None = None,
-           maxlen: int = 256, batch_size: int = 32, out: str | None = None) -> np.ndarray:  # fmt: skip
+           maxlen: int = 256, batch_size: int = 32, out: str | None = None) -> np.ndarray:
     """Encode texts into unit-length sentence vectors and print their cosine similarities.
 
     Args:
@@ -57,7 +57,7 @@ def encode(texts: list[str] | None = None, *, file: str | None = None, model: st
     """
     items = read_texts(texts, file)
     extractor = FeatureExtractor(model, pooling=pooling, layers=layers or [-1], maxlen=maxlen,
-                                 batch_size=batch_size)  # fmt: skip
+                                 batch_size=batch_size)
     vectors = extractor.encode(items)
     if out:
         _save_npy(out, vectors)
@@ -70,7 +70,7 @@ def encode(texts: list[str] | None = None, *, file: str | None = None, model: st
 def features(texts: list[str] | None = None, *, out: str, file: str | None = None, text_column: str = "text",
              model: str = DEFAULT_MODEL, level: Literal["sentence", "token"] = "sentence",
              layers: LayerChoice = "last", pooling: Literal["cls", "mean"] = "cls", normalize: bool = False,
-             maxlen: int = 512, batch_size: int = 32, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+             maxlen: int = 512, batch_size: int = 32, progress: bool = True) -> dict[str, Any]:
     """Write the vectors of texts from chosen encoder layers to a .npy or .parquet file.
 
     Sentence level: one vector per text (.npy: (texts, dim); .parquet: text_id, text, vector).
@@ -97,7 +97,7 @@ def features(texts: list[str] | None = None, *, out: str, file: str | None = Non
         raise ValueError(f"--out must end in .npy or .parquet, got {out!r}")
     items = read_texts(texts, file, text_column)
     extractor = FeatureExtractor(model, pooling=pooling, layers=layers, normalize=normalize, maxlen=maxlen,
-                                 batch_size=batch_size)  # fmt: skip
+                                 batch_size=batch_size)
     if level == "sentence":
         vectors = extractor.encode(items, progress=progress)
         shape = list(vectors.shape)
@@ -134,15 +134,15 @@ def _save_sentences_parquet(path: str, texts: list[str], vectors: np.ndarray) ->
 
 def _save_tokens_parquet(path: str, tokens: list[tuple[list[str], np.ndarray]]) -> None:
     rows = [(i, p, token, vector) for i, (words, vectors) in enumerate(tokens)
-            for p, (token, vector) in enumerate(zip(words, vectors.tolist(), strict=True))]  # fmt: skip
+            for p, (token, vector) in enumerate(zip(words, vectors.tolist(), strict=True))]
     _save_parquet(path, {"text_id": [r[0] for r in rows], "position": [r[1] for r in rows],
-                         "token": [r[2] for r in rows], "vector": [r[3] for r in rows]})  # fmt: skip
+                         "token": [r[2] for r in rows], "vector": [r[3] for r in rows]})
 
 
 def add_commands(subparsers: Any) -> None:
     """Register encode and features with the `bertkit` CLI."""
     for func, help_text in ((encode, "encode texts into sentence vectors; print their similarities"),
-                            (features, "sentence or token vectors from chosen layers, to .npy or .parquet")):  # fmt: skip
+                            (features, "sentence or token vectors from chosen layers, to .npy or .parquet")):
         parser = subparsers.add_parser(func.__name__, help=help_text, description=func.__doc__.split("\n\n")[0])
         add_options(parser, func, positional=["texts"])
         parser.set_defaults(func=_runner(func))

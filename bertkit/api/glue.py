@@ -29,7 +29,7 @@ PAPER_LRS = [5e-5, 4e-5, 3e-5, 2e-5]
 def glue(task: str, data_dir: str, model: str, *, out: str = "glue-results", lrs: list[float] | None = None,
          epochs: int = 3, batch_size: int = 32, maxlen: int = 128, warmup: float = 0.1, seed: int = 42,
          max_steps: int | None = None, limit: int | None = None, dev_limit: int | None = None,
-         save_predictor: bool = True, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+         save_predictor: bool = True, progress: bool = True) -> dict[str, Any]:
     """Run the paper's GLUE recipe on one task and write `out` (atomically): results.json, the
     leaderboard's prediction file(s) for the test set, and the best run's predictor.
 
@@ -55,9 +55,9 @@ def glue(task: str, data_dir: str, model: str, *, out: str = "glue-results", lrs
     train = _first(read_glue(spec, folder / "train.tsv"), limit)
     devs = {name: _first(read_glue(spec, folder / name), dev_limit) for name in spec.dev}
     tests = {name: read_glue(spec, folder / name, labelled=False)
-             for name, _ in spec.leaderboard_files() if (folder / name).is_file()}  # fmt: skip
+             for name, _ in spec.leaderboard_files() if (folder / name).is_file()}
     settings = ClassificationTask(kind="regression" if spec.regression else "multiclass",
-                                  labels=list(spec.labels), maxlen=maxlen)  # fmt: skip
+                                  labels=list(spec.labels), maxlen=maxlen)
     preproc = Preprocessor(model, settings, batch_size)
     train_data = preproc.preprocess_train(train.examples(), train.labels)
     dev_data = {name: preproc.preprocess_test(split.examples(), split.labels) for name, split in devs.items()}
@@ -75,7 +75,7 @@ def glue(task: str, data_dir: str, model: str, *, out: str = "glue-results", lrs
     assert best is not None
     run, best_model = best
     result = {"task": spec.name, "model": model, "train_examples": len(train.texts), "runs": runs,
-              "best_lr": run["lr"], "dev": run["dev"], "test_files": {}}  # fmt: skip
+              "best_lr": run["lr"], "dev": run["dev"], "test_files": {}}
     predictor = Predictor(best_model, preproc.tokenizer, settings, batch_size)
     _write_out(Path(out), spec, predictor, tests, result, save_predictor)
     print(f"{spec.name} best lr {run['lr']:g}: " + "; ".join(f"{n} {_format(s)}" for n, s in run["dev"].items()))
@@ -94,7 +94,7 @@ def _first(split: GlueSplit, n: int | None) -> GlueSplit:
     if n is None:
         return split
     return GlueSplit(split.texts[:n], None if split.pairs is None else split.pairs[:n],
-                     None if split.labels is None else split.labels[:n], split.ids[:n])  # fmt: skip
+                     None if split.labels is None else split.labels[:n], split.ids[:n])
 
 
 def _dev_scores(spec: GlueTask, learner: Any, data: TaskData, split: GlueSplit) -> dict[str, float]:
@@ -112,7 +112,7 @@ def _format(scores: dict[str, float]) -> str:
 
 
 def _write_out(out: Path, spec: GlueTask, predictor: Predictor, tests: dict[str, GlueSplit],
-               result: dict[str, Any], save_predictor: bool) -> None:  # fmt: skip
+               result: dict[str, Any], save_predictor: bool) -> None:
     with atomic_dir(out) as tmp:
         for test_name, file_name in spec.leaderboard_files():
             if test_name not in tests:
@@ -129,7 +129,7 @@ def _write_out(out: Path, spec: GlueTask, predictor: Predictor, tests: dict[str,
 def add_commands(subparsers: Any) -> None:
     """Register `bertkit glue`."""
     parser = subparsers.add_parser("glue", help="the BERT paper's GLUE recipe on one task",
-                                   description=glue.__doc__.split("\n\n")[0])  # fmt: skip
+                                   description=glue.__doc__.split("\n\n")[0])
     add_options(parser, glue)
     parser.set_defaults(func=_glue_command)
 

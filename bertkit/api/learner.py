@@ -66,7 +66,7 @@ class Learner:
         expected = self.task.num_outputs
         if expected is not None and getattr(model, "num_labels", None) != expected:
             raise ValueError(f"the model has {getattr(model, 'num_labels', None)} outputs but the task needs "
-                             f"{expected}; build it with the preprocessor's get_classifier()/get_model()")  # fmt: skip
+                             f"{expected}; build it with the preprocessor's get_classifier()/get_model()")
         self.model = model
         self.train_data, self.val_data = train_data, val_data
         self.batch_size = batch_size or train_data.batch_size
@@ -81,7 +81,7 @@ class Learner:
     def train(
         self, lr: float, epochs: int = 1, *, schedule: ScheduleName = "linear",
         warmup: float = 0.1, callbacks: Sequence[Any] = (), **options: Any,
-    ) -> History:  # fmt: skip
+    ) -> History:
         """Run `bertkit.train.fit`; `options` are any other `TrainConfig` fields (eval_every,
         early_stopping, restore_best, checkpoint_dir, resume, max_steps, seed, bf16, grad_accum, ...).
         ktrain's `checkpoint_folder=` and `verbose=` are accepted as checkpoint_dir and progress.
@@ -100,13 +100,13 @@ class Learner:
         options.setdefault("weight_decay", self.weight_decay)
         force_resume = bool(options.pop("force_resume", False))
         config = TrainConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, schedule=schedule,
-                             warmup=warmup, **options)  # fmt: skip
+                             warmup=warmup, **options)
         if config.checkpoint_dir:
             fingerprint = train_fingerprint(config, self.model, fingerprint_task_data(self.train_data))
             check_run(config.checkpoint_dir, fingerprint, resume=config.resume, allow_changes=force_resume)
         eval_fn = self._eval_fn if labelled else None
         self.history = fit(self.model, self.train_data, self.loss_fn, config, collate=self.collate,
-                           lengths=self.train_data.lengths, eval_fn=eval_fn, callbacks=callbacks)  # fmt: skip
+                           lengths=self.train_data.lengths, eval_fn=eval_fn, callbacks=callbacks)
         return self.history
 
     def fit_onecycle(self, lr: float, epochs: int, **options: Any) -> History:
@@ -114,14 +114,14 @@ class Learner:
         return self.train(lr, epochs, schedule="onecycle", **options)
 
     def autofit(self, lr: float, epochs: int | None = None, early_stopping: int | None = None,
-                **options: Any) -> History:  # fmt: skip
+                **options: Any) -> History:
         """Triangular policy (one cycle per epoch), early stopping, best weights restored."""
         if epochs is None:
             if not self._has_labelled_val():
                 raise ValueError("autofit without epochs stops on the validation loss: pass val_data to get_learner")
             early_stopping = early_stopping or AUTOFIT_PATIENCE
         return self.train(lr, epochs or AUTOFIT_MAX_EPOCHS, schedule="triangular", early_stopping=early_stopping,
-                          restore_best=self._has_labelled_val(), **options)  # fmt: skip
+                          restore_best=self._has_labelled_val(), **options)
 
     def _has_labelled_val(self) -> bool:
         return self.val_data is not None and self.val_data.labelled
@@ -133,7 +133,7 @@ class Learner:
     # ------------------------------------------------------------------------- LR finder
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, max_epochs: int | None = None,
                 num_steps: int = 100, stop_factor: float = 4.0, show_plot: bool = False,
-                suggest: bool = False) -> LRFinderResult:  # fmt: skip
+                suggest: bool = False) -> LRFinderResult:
         """LR range test; the weights are left unchanged. With `max_epochs` the LR ramp spans that
         many passes over the training data (ktrain's behaviour), else `num_steps` batches."""
         if max_epochs is not None:
@@ -141,10 +141,10 @@ class Learner:
         self.lr_finder = lr_find(self.model, self.train_data, self.loss_fn, collate=self.collate,
                                  lengths=self.train_data.lengths, batch_size=self.batch_size,
                                  start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
-                                 max_epochs=max_epochs, stop_factor=stop_factor)  # fmt: skip
+                                 max_epochs=max_epochs, stop_factor=stop_factor)
         if suggest or show_plot:
             print(f"lr_find: {len(self.lr_finder.lrs)} steps; suggested learning rate "
-                  f"(steepest descent of the loss): {self.lr_estimate()}")  # fmt: skip
+                  f"(steepest descent of the loss): {self.lr_estimate()}")
         if show_plot:
             self.lr_plot(show=True)
         return self.lr_finder
@@ -156,7 +156,7 @@ class Learner:
         return self.lr_finder.suggestion
 
     def lr_plot(self, n_skip_beginning: int = 10, n_skip_end: int = 5, suggest: bool = False,
-                return_fig: bool = False, *, path: str | None = None, show: bool | None = None) -> Any:  # fmt: skip
+                return_fig: bool = False, *, path: str | None = None, show: bool | None = None) -> Any:
         """ktrain's `lr_plot`: loss against learning rate from the last `lr_find`, without the first
         `n_skip_beginning` and last `n_skip_end` points; `suggest` marks and prints the suggested
         rate. Saved as PNG at `path`; shown when `show` (default: when no path is given). Returns
@@ -166,7 +166,7 @@ class Learner:
         if suggest:
             print(f"suggested learning rate (steepest descent of the loss): {self.lr_finder.suggestion}")
         fig = self.lr_finder.plot(path, show=path is None if show is None else show, skip_start=n_skip_beginning,
-                                  skip_end=n_skip_end, mark=suggest)  # fmt: skip
+                                  skip_end=n_skip_end, mark=suggest)
         return fig if return_fig else None
 
     def plot(self, path: str | None = None, show: bool | None = None) -> Any:
@@ -190,7 +190,7 @@ class Learner:
         return data
 
     def report(self, val_data: TaskData | None = None, class_names: Sequence[str] | None = None,
-               print_report: bool = True) -> Evaluation:  # fmt: skip
+               print_report: bool = True) -> Evaluation:
         """The task's full report on the validation data (classification: scikit-learn's report,
         the confusion matrix and the metrics), printed and returned."""
         data = self._val(val_data)
@@ -200,18 +200,18 @@ class Learner:
         return result
 
     def validate(self, val_data: TaskData | None = None, print_report: bool = True,
-                 class_names: Sequence[str] | None = None) -> Any:  # fmt: skip
+                 class_names: Sequence[str] | None = None) -> Any:
         """ktrain's `validate`: prints the report and returns what ktrain returns — the confusion
         matrix as a numpy array for classification (`report()` gives the whole evaluation)."""
         return self.report(val_data, class_names or None, print_report).ktrain_value()
 
     def evaluate(self, test_data: TaskData | None = None, print_report: bool = True,
-                 class_names: Sequence[str] | None = None) -> Any:  # fmt: skip
+                 class_names: Sequence[str] | None = None) -> Any:
         """ktrain's `evaluate`: `validate` on `test_data` (default: the validation data)."""
         return self.validate(test_data, print_report, class_names)
 
     def top_losses(self, n: int = 4, val_data: TaskData | None = None,
-                   preproc: Any = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
+                   preproc: Any = None) -> list[tuple[int, float, Any, Any]]:
         """The `n` validation examples with the highest loss, highest first: ktrain's
         (index, loss, true label, predicted label) tuples. `preproc` is accepted for compatibility."""
         data = self._val(val_data)
@@ -224,7 +224,7 @@ class Learner:
         return [(int(i), float(losses[i]), truth[i], predicted[i]) for i in np.argsort(-losses, kind="stable")[:n]]
 
     def view_top_losses(self, n: int = 4, preproc: Any = None,
-                        val_data: TaskData | None = None) -> list[tuple[int, float, Any, Any]]:  # fmt: skip
+                        val_data: TaskData | None = None) -> list[tuple[int, float, Any, Any]]:
         """Print (and return) `top_losses(n)` with each example's text."""
         data = self._val(val_data)
         top = self.top_losses(n, data)

@@ -19,7 +19,7 @@ from bertkit.tasks.ner_tags import TagScheme
 from bertkit.tokenizer import Tokenizer
 
 __all__ = ["NERPreprocessor", "entities_from_array", "entities_from_conll2003", "entities_from_txt",
-           "sequence_tagger"]  # fmt: skip
+           "sequence_tagger"]
 TAGGERS = {"bert": "linear", "bilstm-bert": "bilstm"}
 
 
@@ -69,7 +69,7 @@ def entities_from_array(x_train: Sequence[Sequence[str]], y_train: Sequence[Sequ
                         x_test: Sequence[Sequence[str]] | None = None,
                         y_test: Sequence[Sequence[str]] | None = None, *, val_pct: float = 0.1,
                         maxlen: int = 128, batch_size: int = 32, seed: int = 42,
-                        ) -> tuple[TaskData, TaskData | None, NERPreprocessor]:  # fmt: skip
+                        ) -> tuple[TaskData, TaskData | None, NERPreprocessor]:
     """(train, val, preproc) from lists of word lists and IOB2 tag lists; without `x_test`, a
     random `val_pct` of the training sentences (seeded) becomes the validation set."""
     x_train, y_train = [list(w) for w in x_train], [list(t) for t in y_train]
@@ -96,7 +96,7 @@ def entities_from_array(x_train: Sequence[Sequence[str]], y_train: Sequence[Sequ
 def entities_from_txt(train_filepath: str, val_filepath: str | None = None, *,
                       data_format: Literal["conll2003", "gmb"] = "conll2003", encoding: str = "utf-8",
                       val_pct: float = 0.1, scheme: TagScheme = "iob2", repair: bool = False, maxlen: int = 128,
-                      batch_size: int = 32, seed: int = 42) -> tuple[TaskData, TaskData | None, NERPreprocessor]:  # fmt: skip
+                      batch_size: int = 32, seed: int = 42) -> tuple[TaskData, TaskData | None, NERPreprocessor]:
     """(train, val, preproc) from CoNLL-2003 column files (the tag last) or GMB-style CSVs
     (`Sentence #`, `Word`, `Tag`); without `val_filepath`, `val_pct` of train is held out."""
     formats = {"conll2003": "conll", "gmb": "gmb"}
@@ -112,18 +112,18 @@ def entities_from_txt(train_filepath: str, val_filepath: str | None = None, *,
     x_train, y_train = read(train_filepath)
     x_test, y_test = read(val_filepath) if val_filepath else (None, None)
     return entities_from_array(x_train, y_train, x_test, y_test, val_pct=val_pct, maxlen=maxlen,
-                               batch_size=batch_size, seed=seed)  # fmt: skip
+                               batch_size=batch_size, seed=seed)
 
 
 def entities_from_conll2003(train_filepath: str, val_filepath: str | None = None, *, encoding: str = "utf-8",
-                            val_pct: float = 0.1, **options: Any) -> tuple[TaskData, TaskData | None, NERPreprocessor]:  # fmt: skip
+                            val_pct: float = 0.1, **options: Any) -> tuple[TaskData, TaskData | None, NERPreprocessor]:
     """`entities_from_txt` for CoNLL-2003 files (options: scheme, repair, maxlen, batch_size, seed)."""
     return entities_from_txt(train_filepath, val_filepath, data_format="conll2003", encoding=encoding,
-                             val_pct=val_pct, **options)  # fmt: skip
+                             val_pct=val_pct, **options)
 
 
 def sequence_tagger(name: Literal["bert", "bilstm-bert"], preproc: NERPreprocessor,
-                    bert_model: str = "bert-base-cased", *, seed: int | None = 42) -> BertkitModel:  # fmt: skip
+                    bert_model: str = "bert-base-cased", *, seed: int | None = 42) -> BertkitModel:
     """The tagging model: "bert" fine-tunes the encoder with a linear layer over each token (the
     paper's fine-tuning approach); "bilstm-bert" keeps the encoder frozen, without dropout, and
     trains a BiLSTM over its top four layers (the paper's feature-based approach)."""

@@ -81,7 +81,7 @@ class Predictor:
         return self.task.records(outputs, data)
 
     def stream(self, examples: Iterable[Any], chunk_size: int = 1024, progress: bool = False,
-               ) -> Iterator[dict[str, Any]]:  # fmt: skip
+               ) -> Iterator[dict[str, Any]]:
         """Records (as `records`) of any number of examples, in input order, `chunk_size` examples
         in memory at a time: a generator over a generator, e.g. the lines of a file."""
         if chunk_size < 1:
@@ -108,7 +108,7 @@ class Predictor:
         """
         if not isinstance(self.model, BertkitModel) or self.precision in ("int8", "onnx"):
             raise ValueError(f"a predictor running {self.precision} has no fp32 weights to save; load the "
-                             "folder with precision='fp32', then save(folder, precision=...)")  # fmt: skip
+                             "folder with precision='fp32', then save(folder, precision=...)")
         precision = check_precision(precision or self.precision)
         if precision == "onnx":
             raise ValueError("save an fp32 predictor, then run `bertkit export --onnx FOLDER` on it")
@@ -118,7 +118,7 @@ class Predictor:
             self.tokenizer.save(tmp)
             meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": self.task.name,
                     "settings": self.task.to_json(), "precision": precision,
-                    "bertkit_version": __version__}  # fmt: skip
+                    "bertkit_version": __version__}
             save_json(tmp / META_FILE, meta)
         return folder
 
@@ -129,12 +129,12 @@ def get_predictor(model: BertkitModel, preproc: Any, batch_size: int = 32) -> Pr
     expected = task.num_outputs
     if expected is not None and getattr(model, "num_labels", None) != expected:
         raise ValueError(f"the model has {getattr(model, 'num_labels', None)} outputs but "
-                         f"{preproc.model_name!r} was set up for {expected}")  # fmt: skip
+                         f"{preproc.model_name!r} was set up for {expected}")
     return Predictor(model, preproc.tokenizer, task, batch_size)
 
 
 def load_predictor(folder: str | Path, batch_size: int = 32, device: str | None = None,
-                   task: str | None = None, precision: str | None = None) -> Predictor:  # fmt: skip
+                   task: str | None = None, precision: str | None = None) -> Predictor:
     """Load a folder written by `Predictor.save`, checking every file first; no network needed.
 
     `device`: "cpu", "cuda", ...; None uses a GPU when there is one. `task`: the task the caller
@@ -147,7 +147,7 @@ def load_predictor(folder: str | Path, batch_size: int = 32, device: str | None 
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise PredictorError(f"{folder} is not a complete predictor: {name} is missing "
-                                 "(re-save it with predictor.save(folder))")  # fmt: skip
+                                 "(re-save it with predictor.save(folder))")
     settings = _read_task(folder / META_FILE)
     if task is not None and settings.name != task:
         raise PredictorError(f"{folder} holds a {settings.name!r} predictor, not a {task!r} one")
@@ -159,10 +159,10 @@ def load_predictor(folder: str | Path, batch_size: int = 32, device: str | None 
         raise PredictorError(f"{folder / 'tokenizer.json'} is corrupted: {error}") from error
     try:
         model = load_model(folder, head=settings.head, num_labels=settings.num_outputs,
-                           labels=settings.labels or None)  # fmt: skip
+                           labels=settings.labels or None)
     except Exception as error:
         raise PredictorError(f"could not load the model in {folder} (config.json, model.safetensors) "
-                             f"for the task in {META_FILE}: {error}") from error  # fmt: skip
+                             f"for the task in {META_FILE}: {error}") from error
     precision = check_precision(precision or _check_json(folder / META_FILE).get("precision", "fp32"))
     if precision in ("int8", "onnx"):
         device = "cpu"  # quantised linear layers and our ONNX session run on the CPU

@@ -17,7 +17,7 @@ class Preprocessor:
     """Tokenizer + task for `model_name`; `preprocess_train` fixes what the training data decides."""
 
     def __init__(self, model_name: str, task: Task, batch_size: int = 32,
-                 tokenizer: Tokenizer | None = None) -> None:  # fmt: skip
+                 tokenizer: Tokenizer | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.model_name = str(model_name)
@@ -62,5 +62,5 @@ def task_model(model_name: str, task: Task, seed: int | None = 42) -> BertkitMod
     limit = model.config.max_positions - model.config.position_offset
     if task.maxlen > limit:
         raise ValueError(f"maxlen={task.maxlen} exceeds the {limit} positions of {model_name}; "
-                         f"use maxlen <= {limit} (and a sliding window for longer texts)")  # fmt: skip
+                         f"use maxlen <= {limit} (and a sliding window for longer texts)")
     return model

@@ -12,7 +12,7 @@ from bertkit.tasks.qa import QaTask
 def qa_from_squad(train_filepath: str, val_filepath: str | None = None, *, model_name: str,
                   maxlen: int = 384, doc_stride: int = 128, batch_size: int = 16,
                   skip_mismatched: bool = False, **settings: Any,
-                  ) -> tuple[TaskData, TaskData | None, Preprocessor]:  # fmt: skip
+                  ) -> tuple[TaskData, TaskData | None, Preprocessor]:
     """Training (and validation) data of SQuAD v1.1/v2.0 JSON files, and their preprocessor.
 
     `settings` are the other `QaTask` fields (max_question_len, max_answer_len, null_answers,

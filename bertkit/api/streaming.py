@@ -47,7 +47,7 @@ def read_lines(stream: IO[Any], encoding: str = "utf-8", source: str = "stdin") 
                 text = line.decode(encoding)
             except UnicodeDecodeError as error:
                 yield Item(number, None, f"{source} line {number} is not valid {encoding} (byte "
-                                         f"{error.start + 1}); pass --encoding to read it")  # fmt: skip
+                                         f"{error.start + 1}); pass --encoding to read it")
                 continue
         else:
             text = line.removesuffix("\n").removesuffix("\r")
@@ -86,7 +86,7 @@ def _text_lines(stream: IO[Any]) -> Iterator[str]:
 
 def stream_predictions(predictor: Predictor, items: Iterable[Item], out: TextIO, *,
                        chunk_lines: int = CHUNK_LINES, progress: bool | None = None,
-                       number_key: str = "line", parse: bool = True) -> int:  # fmt: skip
+                       number_key: str = "line", parse: bool = True) -> int:
     """Predict `items` chunk by chunk and write one JSON line per item to `out`; return the count.
 
     A record is the task's record of the prediction (`Predictor.records`) after `number_key`; an
@@ -100,7 +100,7 @@ def stream_predictions(predictor: Predictor, items: Iterable[Item], out: TextIO,
     with tqdm(desc="predict", unit="line", file=sys.stderr, disable=not progress) as bar:
         iterator = iter(items)
         while chunk := [_parsed(predictor, item) if parse else item
-                        for item in itertools.islice(iterator, chunk_lines)]:  # fmt: skip
+                        for item in itertools.islice(iterator, chunk_lines)]:
             examples = [item.text for item in chunk if item.error is None]
             predictions = iter(predictor.records(examples) if examples else [])
             for item in chunk:

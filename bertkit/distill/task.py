@@ -66,7 +66,7 @@ def _read_cache(folder: Path) -> list[np.ndarray]:
 
 
 def teacher_logits(teacher: nn.Module, data: TaskData, cache: str | Path | None = None, *,
-                   batch_size: int = 64) -> list[np.ndarray]:  # fmt: skip
+                   batch_size: int = 64) -> list[np.ndarray]:
     """The teacher's outputs for every feature of `data` (as `forward_features` gives them).
 
     With `cache` (a folder), they are written once to a memory-mapped float32 file and read back
@@ -93,7 +93,7 @@ def _placeholder(template: dict[str, Any], key: str, ids: Any) -> Any:
 
 
 def soft_target_data(data: TaskData, logits: Sequence[np.ndarray], extra: TaskData | None = None,
-                     extra_logits: Sequence[np.ndarray] | None = None) -> TaskData:  # fmt: skip
+                     extra_logits: Sequence[np.ndarray] | None = None) -> TaskData:
     """`data`'s features with their teacher logits (and `has_label`), plus unlabelled `extra`
     features with theirs: the training data of a student."""
     if len(logits) != len(data):

@@ -76,7 +76,7 @@ def _classifier(layout: ClassifierLayout) -> KeyPairs:
 def _own_names(table: FamilySpec) -> KeyPairs:
     """bertkit's own BiLSTM tagger: saved under our names."""
     lstm = [f"lstm.{w}_{m}_l{i}{r}" for i in range(BiLstmTagger.DEPTH) for r in ("", "_reverse")
-            for w in ("weight", "bias") for m in ("ih", "hh")]  # fmt: skip
+            for w in ("weight", "bias") for m in ("ih", "hh")]
     return [((f"classifier.{k}",), f"classifier.{k}") for k in [*lstm, "out.weight", "out.bias"]]
 
 

@@ -230,7 +230,7 @@ class Encoder(nn.Module):
         return x, tuple(states) if states is not None else None, pooled
 
     def forward_packed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                       token_type_ids: torch.Tensor | None = None):  # fmt: skip
+                       token_type_ids: torch.Tensor | None = None):
         """`forward` without compute on padding: (last hidden state, None, pooled).
 
         Real tokens are gathered into one (tokens, hidden) matrix that the linear layers and norms

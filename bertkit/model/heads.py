@@ -173,7 +173,7 @@ class BiLstmTagger(nn.Module):
         super().__init__()
         self.layers = min(self.LAYERS, encoder_layers)  # fewer in encoders of fewer layers
         self.lstm = nn.LSTM(self.layers * hidden_size, hidden_size, num_layers=self.DEPTH, batch_first=True,
-                            bidirectional=True, dropout=dropout)  # fmt: skip
+                            bidirectional=True, dropout=dropout)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden_size, num_labels)
 
@@ -190,7 +190,7 @@ class BiLstmTagger(nn.Module):
         features = torch.cat(states[-self.layers :], dim=-1)  # (batch, seq, 4 * hidden)
         seq = features.shape[1]
         lengths = (attention_mask.sum(-1) if attention_mask is not None
-                   else torch.full(features.shape[:1], seq)).cpu()  # fmt: skip
+                   else torch.full(features.shape[:1], seq)).cpu()
         # packed, so the backward direction starts at each sentence's last token, not at padding
         packed = nn.utils.rnn.pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
         hidden, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=seq)

@@ -18,7 +18,7 @@ from bertkit.pretrain.vocab import train_vocab
 
 def build_vocab(inputs: Sequence[str], out: str, *, family: Family = "bert", vocab_size: int = 30522,
                 lowercase: bool | None = None, min_frequency: int = 2,
-                patterns: Sequence[str] = DEFAULT_PATTERNS, show_progress: bool = True) -> Path:  # fmt: skip
+                patterns: Sequence[str] = DEFAULT_PATTERNS, show_progress: bool = True) -> Path:
     """Train a vocabulary on the files under `inputs`; the folder loads in bertkit and transformers.
 
     Args:
@@ -33,7 +33,7 @@ def build_vocab(inputs: Sequence[str], out: str, *, family: Family = "bert", voc
     """
     files = find_files(inputs, patterns)
     folder = train_vocab(files, family, vocab_size, out, lowercase=lowercase, min_frequency=min_frequency,
-                         show_progress=show_progress)  # fmt: skip
+                         show_progress=show_progress)
     print(f"vocabulary of {family} ({vocab_size}) from {len(files)} files -> {folder}")
     return folder
 
@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     if model and model.endswith(".json") and Path(model).is_file():
         model = json.loads(Path(model).read_text(encoding="utf-8"))  # EncoderConfig fields
     model_dir = call(pretrain, args, data_dir=None if phases else args.data, out_dir=args.out, phases=phases,
-                     model=model)  # fmt: skip
+                     model=model)
     if is_main():
         print(f"pre-trained model -> {model_dir}")
     return 0
@@ -83,7 +83,7 @@ def _add_prepare(sub: Any) -> None:
     p = sub.add_parser("prepare", help="text → NSP/SOP/full-sentence token shards + manifest",
                        description="Tokenise documents into pre-training samples (memory-mapped shards).")
     add_options(p, prepare_corpus, positional=("inputs",), skip=("show_progress",),
-                flags={"tokenizer_dir": "--tokenizer", "out_dir": "--out"})  # fmt: skip
+                flags={"tokenizer_dir": "--tokenizer", "out_dir": "--out"})
     _quiet(p, "show_progress")
     p.set_defaults(func=_prepare)
 

@@ -321,7 +321,7 @@ def pretrain(
                   batch_size=batch_size, grad_accum=grad_accum, weight_decay=weight_decay,
                   warmup=warmup, max_steps=max_steps, epochs=epochs, max_minutes=max_minutes,
                   eval_every=eval_every, checkpoint_every=checkpoint_every,
-                  keep_checkpoints=keep_checkpoints, log_every=log_every)  # fmt: skip
+                  keep_checkpoints=keep_checkpoints, log_every=log_every)
     out = check_output(out_dir, "pretraining run")
     mix = parse_mask_mix(mask_mix) if mask_mix is not None else None
     initialised_here = not distributed.is_distributed() and distributed.init_distributed()
@@ -361,7 +361,7 @@ def pretrain(
         recipe = asdict(phase.data.manifest) | {"objective": objective, "mask_mix": mix}
         data = fingerprint_data(recipe, eval_data and str(eval_data))
         check_run(config.checkpoint_dir, train_fingerprint(config, net, data), resume=resume,
-                  allow_changes=force_resume)  # fmt: skip
+                  allow_changes=force_resume)
     for number, (config, phase) in enumerate(zip(configs, plan, strict=True), start=1):
         log.start_phase(number, phase.offset)
         collator = MLMCollator.from_manifest(phase.data.manifest, seed=seed, objective=objective,

@@ -79,7 +79,7 @@ class Manifest:
             names = [str(shard.get("name", ""))] + [str(k) for k in shard.get("arrays", [])]
             if not all(_SAFE_NAME.fullmatch(n) for n in names):
                 raise ValueError(f"{path} names shard files outside {folder} ({shard.get('name')!r}); "
-                                 "a manifest may only name files in its own folder")  # fmt: skip
+                                 "a manifest may only name files in its own folder")
         return manifest
 
 

@@ -103,7 +103,7 @@ class Task(Protocol):
         ...
 
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
-                  *, batch_size: int = 32) -> TaskData:  # fmt: skip
+                  *, batch_size: int = 32) -> TaskData:
         """Validate examples (and targets, when given) and tokenise them; bad records raise
         `ValueError` naming the record's index and what is wrong."""
         ...
@@ -122,7 +122,7 @@ class Task(Protocol):
         ...
 
     def evaluate(self, outputs: list[np.ndarray], data: TaskData,
-                 class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+                 class_names: Sequence[str] | None = None) -> Evaluation:
         """The full report of labelled `data`: printable, JSON-able, with metrics."""
         ...
 

@@ -130,7 +130,7 @@ class ClassificationTask:
 
     # ----------------------------------------------------------------- data
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
-                  *, batch_size: int = 32) -> TaskData:  # fmt: skip
+                  *, batch_size: int = 32) -> TaskData:
         texts, pairs = split_examples(examples)
         check_texts(texts, pairs)
         encoded = None
@@ -156,7 +156,7 @@ class ClassificationTask:
 
     @classmethod
     def read(cls, path: str, *, text_column: str = "text", label_column: str | None = "label",
-             text_pair_column: str | None = None, encoding: str = "utf-8") -> tuple[list[Any], list[Any] | None]:  # fmt: skip
+             text_pair_column: str | None = None, encoding: str = "utf-8") -> tuple[list[Any], list[Any] | None]:
         """Texts (or pairs) and labels of a CSV/TSV/JSONL/Parquet table.
 
         Args:
@@ -211,7 +211,7 @@ class ClassificationTask:
         return cm.metrics(self.logits(outputs, data), _targets(data), self)
 
     def evaluate(self, outputs: list[np.ndarray], data: TaskData,
-                 class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+                 class_names: Sequence[str] | None = None) -> Evaluation:
         return cm.evaluate(self.logits(outputs, data), _targets(data), self, class_names)
 
     def example_losses(self, outputs: list[np.ndarray], data: TaskData) -> np.ndarray:
@@ -234,7 +234,7 @@ class ClassificationTask:
         if self.resolved_kind() == "regression":
             return [{"text": t, "value": v} for t, v in zip(data.examples, labels, strict=True)]
         return [{"text": t, "label": label, "probabilities": dict(zip(self.labels, map(float, row), strict=True))}
-                for t, label, row in zip(data.examples, labels, probs, strict=True)]  # fmt: skip
+                for t, label, row in zip(data.examples, labels, probs, strict=True)]
 
     def predict(self, predictor: Any, texts: Any, return_proba: bool = False) -> Any:
         """Label of one text (a str or a (text, second text) tuple), or a list of labels for a list.
@@ -257,7 +257,7 @@ def _targets(data: TaskData) -> np.ndarray:
 
 def _is_single(texts: Any) -> bool:
     return isinstance(texts, str) or (isinstance(texts, tuple) and len(texts) == 2
-                                      and all(isinstance(t, str) for t in texts))  # fmt: skip
+                                      and all(isinstance(t, str) for t in texts))
 
 
 def _examples(texts: Any) -> list[Any]:
@@ -270,7 +270,7 @@ def _check_two_classes(labels: list[str]) -> None:
     always and trains to a loss of 0."""
     if len(labels) < 2:
         raise ValueError(f"a classifier needs at least two classes, got {len(labels)} "
-                         f"({', '.join(labels) or 'none'}): check the label column")  # fmt: skip
+                         f"({', '.join(labels) or 'none'}): check the label column")
 
 
 def _infer_kind(labels: list[Any], has_classes: bool) -> TaskKind:
@@ -373,7 +373,7 @@ def featurize(
         return _head_tail(tokenizer, texts, maxlen), list(range(len(texts)))
     windows = task.long_text == "sliding_window"
     enc = tokenizer(texts, pairs, max_length=maxlen, truncation=True, return_overflowing=windows,
-                    stride=task.window_stride if windows else 0)  # fmt: skip
+                    stride=task.window_stride if windows else 0)
     keys = [k for k in MODEL_INPUTS if k in enc]
     features = [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
     example_ids = enc["overflow_to_sample"] if windows else list(range(len(texts)))

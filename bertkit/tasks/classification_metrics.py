@@ -22,7 +22,7 @@ TaskKind = Literal["multiclass", "multilabel", "regression"]
 def task_loss(
     logits: torch.Tensor, targets: torch.Tensor, kind: TaskKind,
     class_weights: torch.Tensor | None = None, reduction: str = "mean",
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """Cross-entropy (weighted), BCE-with-logits, or MSE, in float32 whatever the autocast dtype."""
     logits = logits.float()
     if kind == "multiclass":
@@ -81,7 +81,7 @@ def decode(probs: np.ndarray, task: ClassificationTask) -> list[Any]:
 def example_losses(logits: np.ndarray, targets: np.ndarray, kind: TaskKind) -> np.ndarray:
     """One (unweighted) loss per example, for the validation loss and `view_top_losses`."""
     return task_loss(torch.from_numpy(np.asarray(logits, dtype=np.float32)),
-                     torch.as_tensor(targets), kind, reduction="none").numpy()  # fmt: skip
+                     torch.as_tensor(targets), kind, reduction="none").numpy()
 
 
 def metrics(logits: np.ndarray, targets: np.ndarray, task: ClassificationTask) -> dict[str, float]:
@@ -111,7 +111,7 @@ def metrics(logits: np.ndarray, targets: np.ndarray, task: ClassificationTask) -
 
 
 def evaluate(logits: np.ndarray, targets: np.ndarray, task: ClassificationTask,
-             class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+             class_names: Sequence[str] | None = None) -> Evaluation:
     """Metrics, scikit-learn classification report and confusion matrix of pooled logits."""
     from sklearn.metrics import classification_report, confusion_matrix, multilabel_confusion_matrix
 

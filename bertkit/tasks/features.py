@@ -33,7 +33,7 @@ class FeatureExtractor:
 
     def __init__(self, model: str | Path | BertkitModel = DEFAULT_MODEL, tokenizer: Tokenizer | None = None, *,
                  pooling: Pooling = "mean", layers: Sequence[int] | LayerChoice = (-1,), normalize: bool = True,
-                 maxlen: int = 256, batch_size: int = 32) -> None:  # fmt: skip
+                 maxlen: int = 256, batch_size: int = 32) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
         if isinstance(layers, str) and layers not in LAYER_CHOICES:
@@ -46,7 +46,7 @@ class FeatureExtractor:
         needed = {"second_to_last": 2, "sum_last_four": 4, "concat_last_four": 4}.get(self.layers, 0)
         if self.model.config.num_layers < needed:
             raise ValueError(f"layers={self.layers!r} needs a model of {needed} or more layers; "
-                             f"this one has {self.model.config.num_layers}")  # fmt: skip
+                             f"this one has {self.model.config.num_layers}")
         if pooling == "pooler" and self.layers not in ((-1,), "last"):
             raise ValueError("pooling='pooler' reads the last layer only; leave layers at the default.")
         self.pooling, self.normalize = pooling, normalize
@@ -95,7 +95,7 @@ class FeatureExtractor:
         needs_all = self.layers not in ((-1,), "last")
         for chosen, batch, out in batched_outputs(self.model, features, pad_id=self.tokenizer.pad_id or 0,
                                                   batch_size=self.batch_size, output_hidden_states=needs_all,
-                                                  progress="features" if progress else None):  # fmt: skip
+                                                  progress="features" if progress else None):
             yield chosen, batch, self._combine(out.hidden_states or (out.last_hidden_state,)), out.pooled_output
 
     def _combine(self, states: tuple[torch.Tensor, ...]) -> torch.Tensor:

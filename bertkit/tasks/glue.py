@@ -52,7 +52,7 @@ GLUE_TASKS: dict[str, GlueTask] = {t.name.lower().replace("-", ""): t for t in (
     GlueTask("QNLI", "question", "sentence", "label", NLI2, ("accuracy",)),
     GlueTask("RTE", "sentence1", "sentence2", "label", NLI2, ("accuracy",)),
     GlueTask("WNLI", "sentence1", "sentence2", "label", BINARY, ("accuracy",)),
-)}  # fmt: skip
+)}
 COLA_COLUMNS = ("source", "label", "original_label", "sentence")  # CoLA's train/dev have no header
 
 
@@ -195,7 +195,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 METRICS = {"accuracy": accuracy, "f1": lambda g, p: binary_f1(g, p, "1"), "matthews": matthews,
-           "pearson": pearson, "spearman": spearman}  # fmt: skip
+           "pearson": pearson, "spearman": spearman}
 
 
 def glue_metrics(task: GlueTask, gold: Sequence[Any], predicted: Sequence[Any]) -> dict[str, float]:

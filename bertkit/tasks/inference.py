@@ -21,7 +21,7 @@ PACK_WASTE = 0.05  # pack a batch's real tokens when padding would be more than 
 
 
 def token_batches(lengths: Sequence[int], max_tokens: int = MAX_TOKENS, max_size: int | None = None,
-                  ) -> Iterator[list[int]]:  # fmt: skip
+                  ) -> Iterator[list[int]]:
     """Indices in length order, cut into batches whose padded size (count × longest) stays within
     `max_tokens` (a longer single item gets a batch of its own) and count within `max_size`."""
     if max_tokens < 1:
@@ -56,7 +56,7 @@ def batched_outputs(
     model: nn.Module, features: Sequence[dict[str, Any]], *, pad_id: int, batch_size: int | None = None,
     max_tokens: int = MAX_TOKENS, packed: bool = True, output_hidden_states: bool = False,
     progress: str | None = None,
-) -> Iterator[tuple[list[int], dict[str, torch.Tensor], Any]]:  # fmt: skip
+) -> Iterator[tuple[list[int], dict[str, torch.Tensor], Any]]:
     """The one inference loop: (feature indices, padded batch on the model's device, model output)
     for every batch; the model runs in eval mode under `torch.inference_mode()`.
 
@@ -89,7 +89,7 @@ def batched_outputs(
 def forward_features(
     model: nn.Module, features: Sequence[dict[str, Any]], *, pad_id: int, batch_size: int | None = None,
     max_tokens: int = MAX_TOKENS, packed: bool = True,
-) -> list[np.ndarray]:  # fmt: skip
+) -> list[np.ndarray]:
     """The head's logits of every feature, as float32 arrays in feature order (batched as
     `batched_outputs` does). Token-level logits (batch, seq, k) come back cut to each feature's
     real length, (seq, k); sentence-level ones as (k,) and multiple-choice ones as (choices,).
@@ -97,7 +97,7 @@ def forward_features(
     lengths = [_length(f["input_ids"]) for f in features]
     outputs: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(features)
     for chunk, _, out in batched_outputs(model, features, pad_id=pad_id, batch_size=batch_size,
-                                         max_tokens=max_tokens, packed=packed):  # fmt: skip
+                                         max_tokens=max_tokens, packed=packed):
         logits = out.logits.float().cpu().numpy()
         for i, row in zip(chunk, logits, strict=True):
             outputs[i] = row[: lengths[i]] if logits.ndim == 3 else row

@@ -62,7 +62,7 @@ class MultipleChoiceTask:
     # -------------------------------------------------------------------------- featurising
 
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
-                  *, batch_size: int = 32) -> TaskData:  # fmt: skip
+                  *, batch_size: int = 32) -> TaskData:
         """Every (context, choice) pair tokenised; one feature per example, its choices stacked."""
         items = [check_example(x, f"example {i}") for i, x in enumerate(examples)]
         if not items:
@@ -79,7 +79,7 @@ class MultipleChoiceTask:
             rows = range(start, start + len(choices))
             start += len(choices)
             feature = {k: [enc[k][r] for r in rows] + [filler[k]] * (width - len(choices))
-                       for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}  # fmt: skip
+                       for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
             if ragged:
                 feature["choice_mask"] = [1] * len(choices) + [0] * (width - len(choices))
             if labels is not None:
@@ -87,7 +87,7 @@ class MultipleChoiceTask:
             features.append(feature)
         return TaskData(self, features, list(range(len(items))), items, labels,
                         pad_id=tokenizer.pad_id or 0, batch_size=batch_size,
-                        extras=[{"num_choices": len(c)} for _, c in items])  # fmt: skip
+                        extras=[{"num_choices": len(c)} for _, c in items])
 
     # -------------------------------------------------------------------------- loss, decoding
 
@@ -115,7 +115,7 @@ class MultipleChoiceTask:
     def decode(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
         """`{"choice": index, "probabilities": [p per choice]}` per example."""
         return [{"choice": int(p.argmax()), "probabilities": [float(v) for v in p]}
-                for p in self.probabilities(outputs, data)]  # fmt: skip
+                for p in self.probabilities(outputs, data)]
 
     def example_losses(self, outputs: list[np.ndarray], data: TaskData) -> np.ndarray:
         """Cross-entropy of each example's right choice (for the mean loss and top losses)."""
@@ -135,20 +135,20 @@ class MultipleChoiceTask:
         return {"val_loss": float(self.example_losses(outputs, data).mean()), "val_accuracy": accuracy}
 
     def evaluate(self, outputs: list[np.ndarray], data: TaskData,
-                 class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+                 class_names: Sequence[str] | None = None) -> Evaluation:
         """Accuracy over all examples and by number of choices (`class_names` does not apply)."""
         scores = self.metrics(outputs, data)
         picked = np.asarray([p.argmax() for p in self.probabilities(outputs, data)])
         right = picked == np.asarray(data.targets)
         counts = np.asarray([e["num_choices"] for e in data.extras])
         by_count = {int(n): {"examples": int((counts == n).sum()), "accuracy": float(right[counts == n].mean())}
-                    for n in sorted(set(counts.tolist()))}  # fmt: skip
+                    for n in sorted(set(counts.tolist()))}
         lines = [f"accuracy: {scores['val_accuracy']:.4f} ({int(right.sum())} of {len(right)} right)",
-                 f"loss: {scores['val_loss']:.4f}"]  # fmt: skip
+                 f"loss: {scores['val_loss']:.4f}"]
         lines += [f"{n} choices: accuracy {v['accuracy']:.4f} over {v['examples']} examples"
-                  for n, v in by_count.items()]  # fmt: skip
+                  for n, v in by_count.items()]
         report = {"accuracy": scores["val_accuracy"], "correct": int(right.sum()),
-                  "examples": len(right), "by_num_choices": by_count}  # fmt: skip
+                  "examples": len(right), "by_num_choices": by_count}
         return Evaluation("\n".join(lines), report, None, [], scores)
 
     def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
@@ -156,7 +156,7 @@ class MultipleChoiceTask:
         predictions = self.decode(outputs, data)
         return [{"context": context, "choices": choices, "choice": p["choice"], "answer": choices[p["choice"]],
                  "probabilities": p["probabilities"]}
-                for (context, choices), p in zip(data.examples, predictions, strict=True)]  # fmt: skip
+                for (context, choices), p in zip(data.examples, predictions, strict=True)]
 
     def predict(self, predictor: Any, *inputs: Any, **options: Any) -> Any:
         """`predict(context, choices)` → `{"choice", "probabilities"}`; a list of (context, choices)
@@ -177,7 +177,7 @@ class MultipleChoiceTask:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError('each input line must be JSON: {"context": "...", "choices": ["...", "..."]}'
-                             f" ({error})") from error  # fmt: skip
+                             f" ({error})") from error
         return example_from_record(record, "input line")[0]
 
     @classmethod
@@ -229,7 +229,7 @@ def check_targets(targets: Sequence[Any], items: Sequence[Example]) -> list[int]
     out = []
     for i, (target, (_, choices)) in enumerate(zip(targets, items, strict=True)):
         if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)) \
-                or not 0 <= int(target) < len(choices):  # fmt: skip
+                or not 0 <= int(target) < len(choices):
             raise ValueError(f"label {i} is {target!r}; it must be a choice index 0..{len(choices) - 1}")
         out.append(int(target))
     return out

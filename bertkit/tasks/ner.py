@@ -70,7 +70,7 @@ class NerTask:
             raise ValueError(f"maxlen must be at least 8 tokens, got {self.maxlen}")
         if self.stride is not None and not 0 <= self.stride < (self.maxlen - 2) // 2:
             raise ValueError(f"stride must be in [0, {(self.maxlen - 2) // 2}) for maxlen {self.maxlen}, "
-                             f"got {self.stride}")  # fmt: skip
+                             f"got {self.stride}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {AGGREGATIONS}")
         if self.tagger not in ("linear", "bilstm"):
@@ -96,14 +96,14 @@ class NerTask:
     # -------------------------------------------------------------------------- features
 
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
-                  *, batch_size: int = 32) -> TaskData:  # fmt: skip
+                  *, batch_size: int = 32) -> TaskData:
         """One feature per window of each sentence; labels at first sub-tokens (or all, if asked)."""
         if len(examples) == 0:
             raise ValueError("no sentences given: pass at least one example")
         sentences = [as_sentence(e, i) for i, e in enumerate(examples)]
         tag_ids = self._tag_ids(sentences, targets) if targets is not None else None
         enc = tokenizer([" ".join(s.words) for s in sentences], truncation=False, return_offsets=True,
-                        return_special_tokens_mask=True)  # fmt: skip
+                        return_special_tokens_mask=True)
         budget = self.maxlen - 2  # room for the start and end tokens
         stride = self.stride if self.stride is not None else self.maxlen // 4
         features, example_ids, extras = [], [], []
@@ -118,9 +118,9 @@ class NerTask:
                 features.append(feature)
                 example_ids.append(i)
                 extras.append({"sentence": sentence, "start": start, "words": words[start:end],
-                               "firsts": firsts[start:end], "length": len(words)})  # fmt: skip
+                               "firsts": firsts[start:end], "length": len(words)})
         return TaskData(self, features, example_ids, list(examples), None if targets is None else
-                        [list(t) for t in targets], tokenizer.pad_id, batch_size, extras)  # fmt: skip
+                        [list(t) for t in targets], tokenizer.pad_id, batch_size, extras)
 
     def _tag_ids(self, sentences: list[Sentence], targets: Sequence[Any]) -> list[list[int]]:
         if len(targets) != len(sentences):
@@ -132,7 +132,7 @@ class NerTask:
         for i, (sentence, row) in enumerate(zip(sentences, targets, strict=True)):
             if isinstance(row, str) or len(row) != len(sentence.words):
                 raise ValueError(f"example {i} has {len(sentence.words)} words but "
-                                 f"{'a string' if isinstance(row, str) else len(row)} tags")  # fmt: skip
+                                 f"{'a string' if isinstance(row, str) else len(row)} tags")
             unknown = [t for t in row if t not in index]
             if unknown:
                 raise ValueError(f"example {i} has the tag {unknown[0]!r}, which is not one of {self.tags}")
@@ -140,7 +140,7 @@ class NerTask:
         return out
 
     def _token_labels(self, tags: list[int], words: list[int | None], firsts: list[bool],
-                      start: int, end: int) -> list[int]:  # fmt: skip
+                      start: int, end: int) -> list[int]:
         out = []
         for k in range(start, end):
             if firsts[k]:
@@ -173,17 +173,17 @@ class NerTask:
     # -------------------------------------------------------------------------- decoding
 
     def decode(self, outputs: list[np.ndarray], data: TaskData,
-               aggregation: Aggregation | None = None) -> list[list[TaggedWord]]:  # fmt: skip
+               aggregation: Aggregation | None = None) -> list[list[TaggedWord]]:
         """Each sentence's words with their tag, its probability and character offsets."""
         strategy = aggregation or self.aggregation
         by_example: list[list[int]] = [[] for _ in range(data.num_examples)]
         for f, i in enumerate(data.example_ids):
             by_example[i].append(f)
         return [self._decode_sentence([outputs[f] for f in fs], [data.extras[f] for f in fs], strategy)
-                for fs in by_example]  # fmt: skip
+                for fs in by_example]
 
     def _decode_sentence(self, outputs: list[np.ndarray], extras: list[dict[str, Any]],
-                         strategy: Aggregation) -> list[TaggedWord]:  # fmt: skip
+                         strategy: Aggregation) -> list[TaggedWord]:
         sentence: Sentence = extras[0]["sentence"]
         best: dict[int, tuple[int, int]] = {}  # word -> (context, window)
         for n, extra in enumerate(extras):
@@ -211,11 +211,11 @@ class NerTask:
         first = {i: f for f, i in reversed(list(enumerate(data.example_ids)))}
         return [{"words": [w.word for w in p], "tags": [w.tag for w in p],
                  "entities": merge_entities(p, data.extras[first[i]]["sentence"].text)}
-                for i, p in enumerate(predictions)]  # fmt: skip
+                for i, p in enumerate(predictions)]
 
     def predict(self, predictor: Any, sentence: str | Sequence[str], *, merge_tokens: bool = False,
                 return_proba: bool = False, return_offsets: bool = False,
-                aggregation: Aggregation | None = None) -> list[Any]:  # fmt: skip
+                aggregation: Aggregation | None = None) -> list[Any]:
         """`[(word, tag), ...]` for one sentence (a string, split by the documented rule, or a list
         of words); `merge_tokens=True`: `[(entity text, type), ...]`. `return_proba` adds the score
         to each tuple; `return_offsets` gives dicts with word/entity, score, start and end instead
@@ -229,7 +229,7 @@ class NerTask:
             return [(e["word"], e["entity_group"], *([e["score"]] if return_proba else [])) for e in found]
         if return_offsets:
             return [{"word": w.word, "entity": w.tag, "score": w.score, "start": w.start, "end": w.end}
-                    for w in words]  # fmt: skip
+                    for w in words]
         return [(w.word, w.tag, *([w.score] if return_proba else [])) for w in words]
 
     def example_from_line(self, line: str) -> str | list[str]:
@@ -256,10 +256,10 @@ class NerTask:
         micro = rows["micro avg"]
         return {"val_loss": self._loss(outputs, data), "val_precision": micro["precision"],
                 "val_recall": micro["recall"], "val_f1": micro["f1-score"],
-                "val_accuracy": float(np.mean([a == b for a, b in zip(gold, pred, strict=True)]))}  # fmt: skip
+                "val_accuracy": float(np.mean([a == b for a, b in zip(gold, pred, strict=True)]))}
 
     def evaluate(self, outputs: list[np.ndarray], data: TaskData,
-                 class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+                 class_names: Sequence[str] | None = None) -> Evaluation:
         """The entity report (per type and averaged, CoNLL rules); `class_names`, when given, must
         be the task's tags (ktrain passes `preproc.get_classes()`)."""
         if class_names is not None and sorted(class_names) != sorted(self.tags):
@@ -289,7 +289,7 @@ class NerTask:
 
     @classmethod
     def read(cls, path: str, format: NerFormat = "auto", scheme: TagScheme = "iob2", repair: bool = False,
-             encoding: str = "utf-8") -> tuple[list[list[str]], list[list[str]] | None]:  # fmt: skip
+             encoding: str = "utf-8") -> tuple[list[list[str]], list[list[str]] | None]:
         """Sentences and IOB2 tags from a tagged file.
 
         Args:

@@ -19,7 +19,7 @@ Tagged = tuple[list[list[str]], list[list[str]] | None]
 
 
 def read_tagged(path: str | Path, format: NerFormat = "auto", *, scheme: TagScheme = "iob2",
-                repair: bool = False, encoding: str = "utf-8") -> Tagged:  # fmt: skip
+                repair: bool = False, encoding: str = "utf-8") -> Tagged:
     """Sentences and IOB2 tags from a file; `format="auto"` goes by the extension (.jsonl/.json:
     JSONL, .csv: GMB, anything else: CoNLL columns)."""
     path = Path(path)
@@ -35,7 +35,7 @@ def read_tagged(path: str | Path, format: NerFormat = "auto", *, scheme: TagSche
 
 
 def _convert(path: Path, sentences: list[list[str]], tags: list[list[str]], lines: list[list[int]],
-             scheme: TagScheme, repair: bool, what: str = "line") -> list[list[str]]:  # fmt: skip
+             scheme: TagScheme, repair: bool, what: str = "line") -> list[list[str]]:
     def where(n: int) -> Callable[[int], str]:
         return lambda i: f"{path}:{what} {lines[n][i]}"
 
@@ -43,7 +43,7 @@ def _convert(path: Path, sentences: list[list[str]], tags: list[list[str]], line
 
 
 def read_conll(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = False,
-               encoding: str = "utf-8") -> Tagged:  # fmt: skip
+               encoding: str = "utf-8") -> Tagged:
     """Whitespace-separated columns, the word first and the tag last (`word POS chunk TAG`, or
     `word TAG`); a blank line ends a sentence; `-DOCSTART-` lines are skipped. A file of single
     words (one column) is unlabelled: tags come back None."""
@@ -67,7 +67,7 @@ def read_conll(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = F
                 columns = len(parts)
             if len(parts) != columns:
                 raise ValueError(f"{path}:line {number}: {len(parts)} columns where the file's lines have "
-                                 f"{columns} (word first, tag last): {raw.strip()!r}")  # fmt: skip
+                                 f"{columns} (word first, tag last): {raw.strip()!r}")
             words.append(parts[0])
             sentence_tags.append(parts[-1])
             numbers.append(number)
@@ -81,7 +81,7 @@ def read_conll(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = F
 
 
 def read_jsonl(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = False,
-               encoding: str = "utf-8") -> Tagged:  # fmt: skip
+               encoding: str = "utf-8") -> Tagged:
     """One JSON object a line with the words under "tokens" (or "words") and their tags under
     "tags" (or "ner_tags", "labels"); lines without tags make an unlabelled file."""
     path = Path(path)
@@ -100,7 +100,7 @@ def read_jsonl(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = F
             if found is not None:
                 if len(found) != len(words) or not all(isinstance(t, str) for t in found):
                     raise ValueError(f"{path}:line {number}: tags must be {len(words)} strings, one per "
-                                     f"token; got {found!r}")  # fmt: skip
+                                     f"token; got {found!r}")
                 tags.append(list(found))
             lines.append([number] * len(words))
     if not sentences:
@@ -125,7 +125,7 @@ def _field(record: object, names: tuple[str, ...], path: Path, number: int, requ
 
 
 def read_gmb(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = False, encoding: str = "utf-8",
-             sentence_column: str = "Sentence #", word_column: str = "Word", tag_column: str = "Tag") -> Tagged:  # fmt: skip
+             sentence_column: str = "Sentence #", word_column: str = "Word", tag_column: str = "Tag") -> Tagged:
     """A GMB-style CSV (as the Kaggle `ner_dataset.csv`): one word a row; a sentence starts at a
     row whose sentence column is filled ("Sentence: 12") and runs while the column stays empty."""
     path = Path(path)

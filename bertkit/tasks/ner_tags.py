@@ -20,7 +20,7 @@ def _where(i: int) -> str:
 
 
 def to_iob2(tags: Sequence[str], scheme: TagScheme = "iob2", *, repair: bool = False,
-            where: Callable[[int], str] = _where) -> list[str]:  # fmt: skip
+            where: Callable[[int], str] = _where) -> list[str]:
     """One sentence's tags in IOB2, checked against `scheme`.
 
     An I- (or E-) tag that cannot continue the entity before it, or a BIOES B-/I- that is not
@@ -36,7 +36,7 @@ def to_iob2(tags: Sequence[str], scheme: TagScheme = "iob2", *, repair: bool = F
         prefix, type_ = _split(tag, scheme, where(i))
         if pending is not None and not (prefix in "IE" and type_ == pending) and not repair:
             raise ValueError(f"{where(i)}: {tags[i - 1]} is not continued by I-{pending} or E-{pending} "
-                             f"in BIOES tags (pass repair=True to end the entity there)")  # fmt: skip
+                             f"in BIOES tags (pass repair=True to end the entity there)")
         pending = None
         if prefix == "O":
             out.append("O")
@@ -47,14 +47,14 @@ def to_iob2(tags: Sequence[str], scheme: TagScheme = "iob2", *, repair: bool = F
             before = "O" if i == 0 or tags[i - 1] == "O" else tags[i - 1]
             raise ValueError(f"{where(i)}: {tag} cannot follow {before if i else 'the sentence start'} in "
                              f"{scheme.upper()} tags (pass scheme='iob1' for IOB1 files, or repair=True "
-                             f"to start a new entity here)")  # fmt: skip
+                             f"to start a new entity here)")
         out.append(f"I-{type_}" if prefix in "IE" and continues else f"B-{type_}")
         open_type = type_ if prefix in "BI" else None
         if scheme == "bioes" and prefix in "BI":
             pending = type_
     if pending is not None and not repair:
         raise ValueError(f"{where(len(tags) - 1)}: {tags[-1]} ends the sentence without E-{pending} in BIOES tags "
-                         f"(pass repair=True to end the entity there)")  # fmt: skip
+                         f"(pass repair=True to end the entity there)")
     return out
 
 
@@ -64,7 +64,7 @@ def _split(tag: str, scheme: TagScheme, where: str) -> tuple[str, str]:
     prefix, sep, type_ = tag.partition("-")
     if not sep or not type_ or len(prefix) != 1 or prefix not in _PREFIXES[scheme]:
         raise ValueError(f"{where}: {tag!r} is not an {scheme.upper()} tag (O, or "
-                         f"{'/'.join(_PREFIXES[scheme])}- and a type, as in B-PER)")  # fmt: skip
+                         f"{'/'.join(_PREFIXES[scheme])}- and a type, as in B-PER)")
     return prefix, type_
 
 
@@ -131,14 +131,14 @@ def entity_scores(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
         found.update((n, *e) for e in entities(p))
     types = sorted({e[1] for e in gold | found})
     rows = {k: _row(sum(1 for e in found & gold if e[1] == k), sum(1 for e in found if e[1] == k),
-                    sum(1 for e in gold if e[1] == k)) for k in types}  # fmt: skip
+                    sum(1 for e in gold if e[1] == k)) for k in types}
     rows["micro avg"] = _row(len(found & gold), len(found), len(gold))
     support = sum(rows[k]["support"] for k in types)
     for avg in ("macro avg", "weighted avg"):
         weights = [1.0 if avg == "macro avg" else rows[k]["support"] for k in types]
         total = sum(weights) or 1.0
         rows[avg] = {m: sum(w * rows[k][m] for w, k in zip(weights, types, strict=True)) / total
-                     for m in ("precision", "recall", "f1-score")} | {"support": support}  # fmt: skip
+                     for m in ("precision", "recall", "f1-score")} | {"support": support}
     return rows
 
 

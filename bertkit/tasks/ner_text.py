@@ -50,7 +50,7 @@ def as_sentence(example: Any, index: int) -> Sentence:
         return sentence
     if not isinstance(example, (list, tuple)) or not example:
         raise ValueError(f"example {index} is {type(example).__name__} {example!r}: give a string or a "
-                         f"non-empty list of words")  # fmt: skip
+                         f"non-empty list of words")
     spans, position = [], 0
     for k, word in enumerate(example):
         if not isinstance(word, str) or not word.strip():
@@ -134,5 +134,5 @@ def merge_entities(words: Sequence[TaggedWord], text: str) -> list[dict[str, Any
             continue
         start, end = group[0].start, group[-1].end
         out.append({"entity_group": type_, "score": float(np.mean([w.score for w in group])),
-                    "word": text[start:end], "start": start, "end": end})  # fmt: skip
+                    "word": text[start:end], "start": start, "end": end})
     return out

@@ -77,7 +77,7 @@ class QaTask:
 
     # -------------------------------------------------------------------------- features
     def featurize(self, tokenizer: Tokenizer, examples: Sequence[Any], targets: Sequence[Any] | None = None,
-                  *, batch_size: int = 32) -> TaskData:  # fmt: skip
+                  *, batch_size: int = 32) -> TaskData:
         """Windows of every (question, context); with targets, each window's start/end tokens."""
         items = [as_example(x, i) for i, x in enumerate(examples)]
         if not items:
@@ -87,7 +87,7 @@ class QaTask:
             raise ValueError(f"got {len(items)} questions but {len(golds)} answer lists")
         questions = qa_spans.truncate_questions(tokenizer, [x.question for x in items], self.max_question_len)
         enc = qa_spans.windows(tokenizer, questions, [x.context for x in items], maxlen=self.maxlen,
-                               stride=self.doc_stride)  # fmt: skip
+                               stride=self.doc_stride)
         features, extras = [], []
         for row, example_id in enumerate(enc["overflow_to_sample"]):
             feature = {k: enc[k][row] for k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -97,10 +97,10 @@ class QaTask:
             allowed = qa_spans.context_mask(seq_ids)
             features.append(feature)
             extras.append({"offsets": offsets, "word_ids": enc["word_ids"][row], "allowed": allowed,
-                           "context_tokens": np.flatnonzero(allowed).tolist()})  # fmt: skip
+                           "context_tokens": np.flatnonzero(allowed).tolist()})
         pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
         return TaskData(self, features, list(enc["overflow_to_sample"]), items, golds, pad_id,
-                        batch_size, extras)  # fmt: skip
+                        batch_size, extras)
 
     # -------------------------------------------------------------------------- training
     def loss_fn(self, train_data: TaskData | None = None, **options: Any) -> LossFn:
@@ -113,7 +113,7 @@ class QaTask:
             padding = (batch["attention_mask"] == 0).unsqueeze(-1)
             logits = logits.masked_fill(padding, torch.finfo(torch.float32).min)
             loss = (F.cross_entropy(logits[..., 0], batch["start_positions"])
-                    + F.cross_entropy(logits[..., 1], batch["end_positions"])) / 2  # fmt: skip
+                    + F.cross_entropy(logits[..., 1], batch["end_positions"])) / 2
             return loss, {}
 
         return loss_fn
@@ -143,7 +143,7 @@ class QaTask:
             by_example[example_id].append(feature)
         return [qa_spans.best_spans([outputs[i] for i in rows], [data.extras[i] for i in rows],
                                     top_k=top_k, max_answer_len=self.max_answer_len,
-                                    align_to_words=self.align_to_words) for rows in by_example]  # fmt: skip
+                                    align_to_words=self.align_to_words) for rows in by_example]
 
     # -------------------------------------------------------------------------- metrics
     def metrics(self, outputs: list[np.ndarray], data: TaskData) -> dict[str, float]:
@@ -165,7 +165,7 @@ class QaTask:
         return {"val_loss": _loss(outputs, data), **{f"val_{k}": v for k, v in scores.items()}}, predictions
 
     def evaluate(self, outputs: list[np.ndarray], data: TaskData,
-                 class_names: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+                 class_names: Sequence[str] | None = None) -> Evaluation:
         """EM/F1 at the current threshold (and HasAns/NoAns, the best thresholds) as the official
         SQuAD evaluation prints them; `predictions` holds the official predictions JSON
         ({question id: answer}). With `tune_threshold` and unanswerable questions, null answers
@@ -181,13 +181,13 @@ class QaTask:
             lines.append(f"null_threshold set to {self.null_threshold:.6f} from now on (the best-F1 threshold)")
         official = {x.id or str(i): p for i, (x, p) in enumerate(zip(data.examples, predictions, strict=True))}
         return Evaluation("\n".join(lines), {k[4:]: v for k, v in scores.items()}, None, [], scores,
-                          predictions=official)  # fmt: skip
+                          predictions=official)
 
     # -------------------------------------------------------------------------- predictor
     def records(self, outputs: list[np.ndarray], data: TaskData) -> list[dict[str, Any]]:
         """{"id", "question", "answer", "score", "start", "end"} per question."""
         return [{"id": x.id, "question": x.question, **p}
-                for x, p in zip(data.examples, self.decode(outputs, data), strict=True)]  # fmt: skip
+                for x, p in zip(data.examples, self.decode(outputs, data), strict=True)]
 
     def predict(self, predictor: Any, *inputs: Any, top_k: int = 1) -> Any:
         """`predict(question, context)` → {"answer", "score", "start", "end"}; a list of
@@ -240,7 +240,7 @@ def as_example(item: Any, index: int) -> QaExample:
         example = QaExample(item[0], item[1])
     else:
         raise ValueError(f"question {index} is {item!r}; give a (question, context) pair or "
-                         "a dict with 'question' and 'context'")  # fmt: skip
+                         "a dict with 'question' and 'context'")
     for field in ("question", "context"):
         value = getattr(example, field)
         if not isinstance(value, str) or not value.strip():
@@ -256,11 +256,11 @@ def check_answers(answers: Any, example: QaExample, index: int) -> list[Answer]:
     for answer in answers or []:
         if not isinstance(answer, dict) or not {"text", "answer_start"} <= answer.keys():
             raise ValueError(f"question {index} ({example.id or 'no id'}): an answer is "
-                             "{'text': ..., 'answer_start': ...}")  # fmt: skip
+                             "{'text': ..., 'answer_start': ...}")
         start, text = int(answer["answer_start"]), answer["text"]
         if example.context[start : start + len(text)] != text:
             raise ValueError(f"question {index} ({example.id or 'no id'}): answer {text!r} does not match "
-                             f"the context at answer_start {start}")  # fmt: skip
+                             f"the context at answer_start {start}")
         out.append({"text": text, "answer_start": start})
     return out
 
@@ -286,5 +286,5 @@ def _loss(outputs: list[np.ndarray], data: TaskData) -> float:
     for logits, feature in zip(outputs, data.features, strict=True):
         t = torch.from_numpy(logits)
         total += float(F.cross_entropy(t[:, 0], torch.tensor(feature["start_positions"]))
-                       + F.cross_entropy(t[:, 1], torch.tensor(feature["end_positions"]))) / 2  # fmt: skip
+                       + F.cross_entropy(t[:, 1], torch.tensor(feature["end_positions"]))) / 2
     return total / max(len(outputs), 1)

@@ -35,16 +35,16 @@ def truncate_questions(tokenizer: Tokenizer, questions: Sequence[str], limit: in
 
 
 def windows(tokenizer: Tokenizer, questions: list[str], contexts: list[str], *, maxlen: int,
-            stride: int) -> dict[str, Any]:  # fmt: skip
+            stride: int) -> dict[str, Any]:
     """Question + context windows of at most `maxlen` tokens, consecutive windows of one context
     sharing `stride` tokens; with offsets, word ids, sequence ids and overflow_to_sample."""
     try:
         return tokenizer(questions, contexts, max_length=maxlen, truncation="only_second",
                          stride=stride, return_overflowing=True, return_offsets=True,
-                         return_word_ids=True, return_sequence_ids=True)  # fmt: skip
+                         return_word_ids=True, return_sequence_ids=True)
     except ValueError as err:
         raise ValueError(f"cannot cut contexts into windows: {err} (max_question_len limits the "
-                         "question's share)") from err  # fmt: skip
+                         "question's share)") from err
 
 
 def context_mask(sequence_ids: Sequence[int | None]) -> np.ndarray:
@@ -53,7 +53,7 @@ def context_mask(sequence_ids: Sequence[int | None]) -> np.ndarray:
 
 
 def answer_tokens(offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None],
-                  start_char: int, end_char: int) -> tuple[int, int]:  # fmt: skip
+                  start_char: int, end_char: int) -> tuple[int, int]:
     """(start, end) token positions of an answer's characters in one window; (0, 0), the [CLS]
     token, when the answer is not wholly inside the window's part of the context."""
     ctx = [i for i, s in enumerate(sequence_ids) if s == 1]
@@ -65,7 +65,7 @@ def answer_tokens(offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int
 
 
 def window_spans(logits: np.ndarray, allowed: np.ndarray, top_k: int, max_answer_len: int
-                 ) -> tuple[float, list[tuple[int, int, float]]]:  # fmt: skip
+                 ) -> tuple[float, list[tuple[int, int, float]]]:
     """The null score and the `top_k` best (start token, end token, score) spans of one window.
 
     logits: (seq, 2) start and end logits. Probabilities are a softmax over the context tokens
@@ -89,7 +89,7 @@ def window_spans(logits: np.ndarray, allowed: np.ndarray, top_k: int, max_answer
         order = part[np.argsort(-flat[part])]
     starts, ends = np.unravel_index(order, scores.shape)
     spans = [(int(s), int(e), float(scores[s, e])) for s, e in zip(starts, ends, strict=True)
-             if allowed[s] and allowed[e]]  # fmt: skip
+             if allowed[s] and allowed[e]]
     return null, spans
 
 
@@ -111,7 +111,7 @@ def char_span(extra: dict[str, Any], start: int, end: int, align_to_words: bool)
 
 
 def best_spans(outputs: Sequence[np.ndarray], extras: Sequence[dict[str, Any]], *, top_k: int,
-               max_answer_len: int, align_to_words: bool) -> tuple[float, list[Span]]:  # fmt: skip
+               max_answer_len: int, align_to_words: bool) -> tuple[float, list[Span]]:
     """The lowest null score over one example's windows and its `top_k` best answers over all
     windows (the same characters found in two windows count once, at their best score)."""
     null = 1e6  # the pipeline's start value: larger than any probability

@@ -34,13 +34,13 @@ class Evaluation:
         width = max(len(str(cm.max())), *(len(n) for n in self.labels)) + 1
         head = " " * width + "".join(n[:width - 1].rjust(width) for n in self.labels)
         rows = [n[:width - 1].rjust(width) + "".join(str(v).rjust(width) for v in row)
-                for n, row in zip(self.labels, cm.tolist(), strict=True)]  # fmt: skip
+                for n, row in zip(self.labels, cm.tolist(), strict=True)]
         return "\n".join([head, *rows])
 
     def to_json(self) -> dict[str, Any]:
         cm = None if self.confusion_matrix is None else self.confusion_matrix.tolist()
         return {"metrics": self.metrics, "report": self.report_dict, "confusion_matrix": cm,
-                "labels": self.labels}  # fmt: skip
+                "labels": self.labels}
 
     def ktrain_value(self) -> Any:
         """What ktrain's `learner.validate` returns: the task's own value (NER: the F1 score), else
@@ -66,7 +66,7 @@ class Evaluation:
         ax.set_ylabel("true")
         for (i, j), value in np.ndenumerate(cm):
             ax.text(j, i, str(value), ha="center", va="center",
-                    color="white" if value > cm.max() / 2 else "black")  # fmt: skip
+                    color="white" if value > cm.max() / 2 else "black")
         return finish_figure(fig, path, show)
 
 

@@ -36,7 +36,7 @@ Answer = dict[str, Any]
 
 
 def read_squad(path: str | os.PathLike, *, skip_mismatched: bool = False
-               ) -> tuple[list[QaExample], list[list[Answer]]]:  # fmt: skip
+               ) -> tuple[list[QaExample], list[list[Answer]]]:
     """Questions and gold answers of a SQuAD v1.1 or v2.0 JSON file, in file order.
 
     An answer whose `answer_start` does not point at its text in the context is an error naming
@@ -70,7 +70,7 @@ def read_squad(path: str | os.PathLike, *, skip_mismatched: bool = False
                     skipped += 1
     if skipped:
         print(f"{path}: skipped {skipped} of {total} questions whose answer_start does not match "
-              "the answer text", file=sys.stderr)  # fmt: skip
+              "the answer text", file=sys.stderr)
     if not examples:
         raise ValueError(f"{path}: no questions found")
     return examples, answers
@@ -153,7 +153,7 @@ def question_scores(answers: Sequence[Answer], prediction: str) -> tuple[int, fl
 
 def squad_metrics(golds: Sequence[Sequence[Answer]], predictions: Sequence[str],
                   null_odds: Sequence[float] | None = None,
-                  span_predictions: Sequence[str] | None = None) -> dict[str, float]:  # fmt: skip
+                  span_predictions: Sequence[str] | None = None) -> dict[str, float]:
     """exact/f1 (in %) and total; HasAns_/NoAns_ figures when there are unanswerable questions;
     with `null_odds` (higher: more likely no answer) and the best non-null answers
     `span_predictions`, the official best_exact/best_f1 and their thresholds on `null_odds`."""
@@ -167,7 +167,7 @@ def squad_metrics(golds: Sequence[Sequence[Answer]], predictions: Sequence[str],
         spans = [question_scores(g, p) for g, p in zip(golds, span_predictions, strict=True)]
         for k, name in ((0, "exact"), (1, "f1")):
             best, thresh = best_threshold([s[k] for s in spans], [p != "" for p in span_predictions],
-                                          has_ans, null_odds)  # fmt: skip
+                                          has_ans, null_odds)
             out[f"best_{name}"], out[f"best_{name}_thresh"] = best, thresh
     return out
 
@@ -177,11 +177,11 @@ def _totals(scores: list[tuple[int, float]], prefix: str, keep: Any) -> dict[str
     n = len(chosen)
     return {f"{prefix}exact": 100.0 * sum(s[0] for s in chosen) / max(n, 1),
             f"{prefix}f1": 100.0 * sum(s[1] for s in chosen) / max(n, 1),
-            f"{prefix}total": float(n)}  # fmt: skip
+            f"{prefix}total": float(n)}
 
 
 def best_threshold(span_scores: Sequence[float], answered: Sequence[bool], has_ans: Sequence[bool],
-                   null_odds: Sequence[float]) -> tuple[float, float]:  # fmt: skip
+                   null_odds: Sequence[float]) -> tuple[float, float]:
     """The official v2.0 `find_best_thresh`: answer a question when its null odds are at most the
     threshold, else say "". Returns (best score in %, threshold); a score of an all-"" run first."""
     score = best = float(sum(not h for h in has_ans))

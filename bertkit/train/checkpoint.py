@@ -169,7 +169,7 @@ def resume_point(root: str | Path) -> Path | None:
         problems.append(f"{path} ({problem})")
     if problems:
         raise ValueError(f"no readable checkpoint to resume from: {'; '.join(problems)}; remove "
-                         "them or resume without them (pre-training: --no-resume)")  # fmt: skip
+                         "them or resume without them (pre-training: --no-resume)")
     return None
 
 
@@ -200,14 +200,14 @@ def _check_zip(file: Path) -> None:
 
 
 _CHECKS = {"safetensors": _check_safetensors, "pt": _check_zip,
-           "json": lambda file: json.loads(file.read_text(encoding="utf-8"))["step"]}  # fmt: skip
+           "json": lambda file: json.loads(file.read_text(encoding="utf-8"))["step"]}
 
 
 def fingerprint_task_data(data: Any) -> str:
     """A hash of featurised training data: every feature's token ids, and the targets."""
     features = getattr(data, "features", None) or []
     return fingerprint_data([f.get("input_ids") for f in features], getattr(data, "example_ids", None),
-                            getattr(data, "targets", None))  # fmt: skip
+                            getattr(data, "targets", None))
 
 
 def fingerprint_data(*parts: Any) -> str:
@@ -234,11 +234,11 @@ def train_fingerprint(config: Any, model: nn.Module, data: str) -> dict[str, Any
     model_config = getattr(model, "config", None)
     described = model_config.to_dict() if hasattr(model_config, "to_dict") else {}
     return {"data": data, "model": described | {"num_labels": getattr(model, "num_labels", None)},
-            "options": options}  # fmt: skip
+            "options": options}
 
 
 def check_run(root: str | Path, fingerprint: dict[str, Any], *, resume: bool,
-              allow_changes: bool = False) -> None:  # fmt: skip
+              allow_changes: bool = False) -> None:
     """Compare what this run is made with to what the checkpoints under `root` were made with.
 
     `fingerprint` is {"data": ..., "model": {...}, "options": {...}}. Resuming with other data or
@@ -251,20 +251,20 @@ def check_run(root: str | Path, fingerprint: dict[str, Any], *, resume: bool,
     has_checkpoints = bool(step_dirs(root))
     if has_checkpoints and not resume:
         raise CheckpointMismatch(f"{root} holds checkpoints of an earlier run: resume it (--resume), "
-                                 "or choose an empty checkpoint folder")  # fmt: skip
+                                 "or choose an empty checkpoint folder")
     saved = _read_run(root / RUN_FILE) if has_checkpoints else None
     if has_checkpoints and saved is None:
         log.warning("%s has no readable %s: cannot check that it was made with the same data and "
-                    "options", root, RUN_FILE)  # fmt: skip
+                    "options", root, RUN_FILE)
     if saved is not None:
         changes = _differences(saved, fingerprint)
         model_changes = [c for c in changes if c.startswith("model.")]
         if model_changes or (changes and not allow_changes):
             how = ("" if model_changes else "; to continue with the new settings anyway, pass "
-                   "--force-resume (force_resume=True in Python)")  # fmt: skip
+                   "--force-resume (force_resume=True in Python)")
             raise CheckpointMismatch(f"the checkpoints in {root} were made with other settings: "
                                      f"{', '.join(changes)}; rerun with the old settings or choose "
-                                     f"another checkpoint folder{how}")  # fmt: skip
+                                     f"another checkpoint folder{how}")
         if changes:
             log.warning("resuming %s with changed settings: %s", root, ", ".join(changes))
     if distributed.is_main():

@@ -54,12 +54,12 @@ def metric_names(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def plot_history(records: Sequence[dict[str, Any]], path: str | Path | None = None,
-                 panels: Sequence[str] | None = None, *, x: str = "step", show: bool = False) -> Any:  # fmt: skip
+                 panels: Sequence[str] | None = None, *, x: str = "step", show: bool = False) -> Any:
     """One panel per metric in `panels` (default: all of them), each with its training values
     (`key`) and validation ones (`val_key`) against `x`; a PNG at `path` and/or shown. Returns
     the figure."""
     names = [k for k in (metric_names(records) if panels is None else panels)
-             if any(k in r or f"val_{k}" in r for r in records)] or ["loss"]  # fmt: skip
+             if any(k in r or f"val_{k}" in r for r in records)] or ["loss"]
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = new_figure(show, figsize=(4.5 * cols, 3.2 * rows), rows=rows, cols=cols)

@@ -123,7 +123,7 @@ def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, d
     check_options(lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
                   batch_size=config.batch_size, grad_accum=config.grad_accum, warmup=config.warmup,
                   eval_every=config.eval_every, early_stopping=config.early_stopping,
-                  checkpoint_every=config.checkpoint_every, log_every=config.log_every)  # fmt: skip
+                  checkpoint_every=config.checkpoint_every, log_every=config.log_every)
     if len(data) == 0:
         raise ValueError("train_data is empty: nothing to train on")
     set_seed(config.seed)
@@ -145,7 +145,7 @@ def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, d
     optimizer = build_optimizer(
         model, config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
         betas=config.betas, eps=config.eps,
-    )  # fmt: skip
+    )
     schedule = get_schedule(config.schedule, total, warmup, cycle_steps=steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state = TrainState(config=config, model=model, history=History(), total_steps=total, optimizer=optimizer)
@@ -159,7 +159,7 @@ def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, d
     return _Run(
         model, ddp_model, data, loss_fn, collate, eval_fn, callbacks, config, device,
         sampler, optimizer, scheduler, state, bar,
-    )  # fmt: skip
+    )
 
 
 def _maybe_resume(model, optimizer, scheduler, state: TrainState) -> None:
@@ -283,7 +283,7 @@ def _checkpoint(run: _Run) -> None:
         save_checkpoint(
             run.config.checkpoint_dir, model=run.model, optimizer=run.optimizer,
             scheduler=run.scheduler, state=run.state.to_json(), keep=run.config.keep_checkpoints,
-        )  # fmt: skip
+        )
 
 
 def _log(run: _Run) -> None:

@@ -33,7 +33,7 @@ class LRFinderResult:
     suggestion: float | None
 
     def plot(self, path: str | Path | None = None, show: bool = False, *, skip_start: int = 0,
-             skip_end: int = 0, mark: bool = True) -> Any:  # fmt: skip
+             skip_end: int = 0, mark: bool = True) -> Any:
         """Loss against LR (log x axis) without the first `skip_start` and last `skip_end` points,
         the suggestion marked when `mark`. Saves a PNG when `path` is given."""
         fig, ax = new_figure(show)

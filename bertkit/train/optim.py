@@ -100,7 +100,7 @@ def build_optimizer(
             g.pop("trust_ratio")
         device = next(model.parameters()).device
         return RowAdamW(groups, lr=lr, betas=betas, eps=1e-8 if eps is None else eps,
-                        fused=fused_supported(device))  # fmt: skip
+                        fused=fused_supported(device))
     if name == "lamb":
         return Lamb(groups, lr=lr, betas=betas, eps=1e-6 if eps is None else eps)
     raise ValueError(f"unknown optimizer {name!r}; choose 'adamw' or 'lamb'")

@@ -41,7 +41,7 @@ def mark_run(folder: str | os.PathLike) -> None:
 
 
 def check_output(out: str | os.PathLike, kind: OutputKind, *, inputs: Iterable[str | os.PathLike | None] = (),
-                 flag: str = "--out") -> Path:  # fmt: skip
+                 flag: str = "--out") -> Path:
     """Refuse `out` unless it is new, empty, or a bertkit output of this `kind`; return it.
 
     `inputs` (data files, the model folder, a checkpoint folder) must lie outside `out`: replacing
@@ -59,12 +59,12 @@ def check_output(out: str | os.PathLike, kind: OutputKind, *, inputs: Iterable[s
     for item in inputs:
         if item is not None and _inside(Path(item).expanduser().resolve(), resolved):
             raise OutputError(f"{flag} {out} holds the input {item}: writing {flag} would delete it; "
-                              "choose another folder")  # fmt: skip
+                              "choose another folder")
     if path.is_dir() and any(path.iterdir()) and output_kind(path) != kind:
         found = output_kind(path)
         what = f"a bertkit {found}" if found else f"not a bertkit {kind} (no {_marker(kind)})"
         raise OutputError(f"{flag} {out} already exists and is {what}; bertkit replaces only its own "
-                          f"{kind} folders: choose a new folder or remove this one")  # fmt: skip
+                          f"{kind} folders: choose a new folder or remove this one")
     return path
 
 

@@ -153,7 +153,7 @@ def _adamw(weight, grad, exp_avg, exp_avg_sq, step, group: dict[str, Any]) -> No
         [weight], [grad], [exp_avg], [exp_avg_sq], [], [step], foreach=False, fused=bool(group["fused"]),
         lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
         amsgrad=False, maximize=False,
-    )  # fmt: skip
+    )
 
 
 def fused_supported(device: torch.device) -> bool:
@@ -173,7 +173,7 @@ def row_tables(model: nn.Module) -> list[nn.Embedding]:
         m for m in model.modules()
         if isinstance(m, nn.Embedding) and m.num_embeddings >= ROW_UPDATE_MIN_ROWS
         and m.weight.requires_grad and counts[id(m.weight)] == 1 and m.max_norm is None
-    ]  # fmt: skip
+    ]
 
 
 @contextlib.contextmanager
