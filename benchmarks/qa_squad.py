@@ -8,7 +8,7 @@ initialises is copied into `AutoModelForQuestionAnswering`), with the same recip
 decay 0.01, none on biases and LayerNorm weights), linear schedule with 10% warmup, clipping at
 1.0, the same seed. The `transformers` side is the usual loop: a shuffled DataLoader padding each
 batch to its longest window, loss from the model. Both are decoded by the same code (bertkit's,
-which equals the `transformers` pipeline's; see tests/test_qa.py), so the comparison is of
+which equals the `transformers` pipeline's; see tests/tasks/test_qa.py), so the comparison is of
 training. Throughput = training windows per second of training (evaluation excluded).
 
 The 8 held-out articles are every fifth from the third (they include "Normans", so the v2.0

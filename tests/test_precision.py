@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_inference import _features
 
 import bertkit
 from bertkit import EncoderConfig
 from bertkit.cli import main
 from bertkit.precision import apply_precision, check_precision
 from bertkit.tasks.inference import forward_features
-from tests.test_inference import _features
 
 
 def _model() -> bertkit.BertkitModel:

@@ -118,9 +118,10 @@ def test_shutdown_finishes_in_flight_requests() -> None:
 
 @pytest.fixture(scope="module")
 def saved_predictor(tmp_path_factory) -> tuple:
+    from finetune_helpers import emotion_data, make_tiny_model
+
     import bertkit
     from bertkit import text
-    from tests.finetune_helpers import emotion_data, make_tiny_model
 
     tmp = tmp_path_factory.mktemp("serve")
     folder = make_tiny_model(tmp / "base")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from bertkit.pretrain.objectives import evaluate_pretraining
 from bertkit.pretrain.run import MetricsLog, TimeBudget, save_pretrained
 from bertkit.pretrain.shards import PretrainDataset
 from bertkit.train import TrainConfig, distributed, fit, native_bf16, set_seed
+from bertkit.train.checkpoint import check_run, fingerprint_data, train_fingerprint
 from bertkit.train.history import plot_history
 
 PLOT_KEYS = ("loss", "kl_loss", "mlm_loss", "cos_loss", "mlm_accuracy", "perplexity")
@@ -89,6 +91,7 @@ def distill_general(
     checkpoint_every: int | None = 1000,
     keep_checkpoints: int = 2,
     resume: bool = True,
+    force_resume: bool = False,
     seed: int = 42,
     log_every: int = 10,
     progress: bool = True,
@@ -123,6 +126,7 @@ def distill_general(
         checkpoint_every: steps between checkpoints.
         keep_checkpoints: how many checkpoints to keep.
         resume: continue from the newest checkpoint in OUT/checkpoints.
+        force_resume: resume even when the data or options differ from the checkpoints' run.
         seed: seed of masking, data order and dropout.
         log_every: steps between logged records.
         progress: show a progress bar.
@@ -153,6 +157,12 @@ def distill_general(
         weight_decay=weight_decay, warmup=warmup, bf16=native_bf16(device) if bf16 is None else bf16,
         eval_every=eval_every, checkpoint_dir=str(folder / "checkpoints"), checkpoint_every=checkpoint_every,
         keep_checkpoints=keep_checkpoints, resume=resume, seed=seed, log_every=log_every, progress=progress)
+    fingerprint = train_fingerprint(config, student, fingerprint_data(asdict(manifest), eval_data and str(eval_data)))
+    fingerprint["options"] |= {"teacher": str(teacher) if isinstance(teacher, str | Path) else "model",
+                               "layers": layers, "num_layers": num_layers, "family": family,
+                               "temperature": temperature, "alpha_ce": alpha_ce, "alpha_mlm": alpha_mlm,
+                               "alpha_cos": alpha_cos, "freeze_positions": freeze_positions}
+    check_run(config.checkpoint_dir, fingerprint, resume=resume, allow_changes=force_resume)
     history = fit(student, corpus, loss_fn, config, collate=MLMCollator.from_manifest(manifest, seed=seed),
                   lengths=corpus.lengths, eval_fn=evaluator, callbacks=[budget, log, *callbacks],
                   device=device)

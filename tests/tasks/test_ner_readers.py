@@ -17,7 +17,7 @@ German JJ B-NP B-MISC
 Peter NNP B-NP B-PER
 Blackburn NNP I-NP I-PER
 """
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "conll2003"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "conll2003"
 
 
 def test_conll_columns_and_two_columns(tmp_path: Path) -> None:

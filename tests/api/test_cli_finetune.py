@@ -19,7 +19,7 @@ from bertkit.cli import main
 from bertkit.data import movie_reviews
 
 matplotlib.use("Agg")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from finetune_helpers import emotion_data, make_tiny_model
 
 import bertkit
 from bertkit import text
-from tests.finetune_helpers import emotion_data, make_tiny_model
 
 
 @pytest.fixture(scope="module")

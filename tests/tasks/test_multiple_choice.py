@@ -17,7 +17,7 @@ from bertkit.data.batching import pad_collate
 from bertkit.tasks.inference import forward_features
 from bertkit.tasks.multiple_choice import MultipleChoiceTask, read_choices
 
-COPA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "copa"
+COPA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "copa"
 SWAG_HEADER = "video-id,fold-ind,startphrase,sent1,sent2,gold-source,ending0,ending1,ending2,ending3,label\n"
 
 

@@ -27,7 +27,7 @@ from bertkit.tasks.squad import (
     write_predictions,
 )
 
-SQUAD_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "squad"
+SQUAD_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "squad"
 NORMANS = ("The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, "
            "a region in France. They were descended from Norse raiders and pirates from Denmark, Iceland "
            "and Norway who, under their leader Rollo, agreed to swear fealty to King Charles III of West "

@@ -20,7 +20,7 @@ from finetune_helpers import emotion_data, make_tiny_model
 from safetensors.torch import load_file
 from test_pretrain_run import make_data
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -111,3 +111,15 @@ def test_cli_distill_general(data: Path, teacher: Path, tmp_path: Path, capsys: 
     assert "distilled student" in capsys.readouterr().out
     assert [r["step"] for r in records(out)] == [1, 2] and "cos_loss" not in records(out)[0]
     assert json.loads((out / "model" / "config.json").read_text())["num_hidden_layers"] == 2
+
+
+def test_resume_with_other_options_is_refused_unless_forced(data: Path, teacher: Path, tmp_path: Path) -> None:
+    from bertkit.train.checkpoint import CheckpointMismatch
+
+    args = dict(teacher=str(teacher), num_layers=2, batch_size=8, lr=2e-3, checkpoint_every=2, **QUIET)
+    with pytest.raises(Crash):
+        distill_general(str(data), str(tmp_path / "out"), max_steps=6, callbacks=[CrashAt(3)], **args)
+    with pytest.raises(CheckpointMismatch, match="temperature"):
+        distill_general(str(data), str(tmp_path / "out"), max_steps=6, temperature=4.0, **args)
+    out = distill_general(str(data), str(tmp_path / "out"), max_steps=6, temperature=4.0, force_resume=True, **args)
+    assert (out / "model.safetensors").is_file()
