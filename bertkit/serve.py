@@ -224,11 +224,11 @@ def running(app: Any, host: str = "127.0.0.1", timeout: float = 60.0) -> Iterato
 
 def predictor_app(predictor: Any, **options: Any) -> Any:
     """`create_app` for a loaded `Predictor`: its task's records; task, labels, maxlen in /info."""
-    import bertkit
+    from bertkit._version import __version__
 
     info = {"task": predictor.task.name, "labels": predictor.get_classes(),
             "maxlen": getattr(predictor.task, "maxlen", None), "precision": predictor.precision,
-            "version": bertkit.__version__}
+            "version": __version__}
     return create_app(predictor.records, info, **options)
 
 
@@ -252,7 +252,7 @@ def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: 
         import uvicorn
     except ImportError as error:
         raise ImportError("bertkit serve needs FastAPI and uvicorn: pip install 'bertkit[serve]'") from error
-    from bertkit import load_predictor
+    from bertkit.api.predictor import load_predictor
     from bertkit.precision import inference_threads
 
     inference_threads()
