@@ -23,6 +23,7 @@ from torch import nn
 from bertkit.api import layers
 from bertkit.data.batching import pad_collate
 from bertkit.model import BertkitModel, load_model
+from bertkit.model.encoder import packed_encoding
 from bertkit.tasks.base import TaskData
 from bertkit.tasks.inference import forward_features
 from bertkit.tasks.report import Evaluation
@@ -98,6 +99,7 @@ class Learner:
             raise ValueError("early stopping needs labelled val_data: pass it to get_learner")
         options.setdefault("monitor", "val_loss")
         options.setdefault("weight_decay", self.weight_decay)
+        options.setdefault("group_by_length", getattr(self.task, "group_by_length", True))
         force_resume = bool(options.pop("force_resume", False))
         config = TrainConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, schedule=schedule,
                              warmup=warmup, **options)
@@ -105,8 +107,10 @@ class Learner:
             fingerprint = train_fingerprint(config, self.model, fingerprint_task_data(self.train_data))
             check_run(config.checkpoint_dir, fingerprint, resume=config.resume, allow_changes=force_resume)
         eval_fn = self._eval_fn if labelled else None
-        self.history = fit(self.model, self.train_data, self.loss_fn, config, collate=self.collate,
-                           lengths=self.train_data.lengths, eval_fn=eval_fn, callbacks=callbacks)
+        # random batches (group_by_length=False) run packed: no compute on their padding
+        with packed_encoding(self.model, not config.group_by_length):
+            self.history = fit(self.model, self.train_data, self.loss_fn, config, collate=self.collate,
+                               lengths=self.train_data.lengths, eval_fn=eval_fn, callbacks=callbacks)
         return self.history
 
     def fit_onecycle(self, lr: float, epochs: int, **options: Any) -> History:

@@ -87,21 +87,21 @@ class SelfAttention(nn.Module):
         return self.output(out.transpose(1, 2).reshape(batch, seq, hidden))
 
     def forward_packed(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-        """x: (tokens, hidden), the real tokens of several sequences back to back (inference only).
+        """x: (tokens, hidden), the real tokens of several sequences back to back.
 
         The projections see only real tokens; attention runs once per sequence, on its own
         length, so no query or key is ever padding and SDPA needs no mask.
         """
         tokens, hidden = x.shape
         qkv = self.qkv(x).view(tokens, 3, self.num_heads, -1)  # (tokens, 3, heads, dim)
-        out = torch.empty(tokens, self.num_heads, hidden // self.num_heads, dtype=qkv.dtype, device=x.device)
-        start = 0
+        dropout = self.dropout if self.training else 0.0
+        outs, start = [], 0
         for n in lengths:
             # (1, heads, n, dim) views: 4-D inputs let SDPA pick its fused (flash) kernel on CPU too
             q, k, v = qkv[start : start + n].permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
-            out[start : start + n] = F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1)
+            outs.append(F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)[0].transpose(0, 1))
             start += n
-        return self.output(out.view(tokens, hidden))
+        return self.output(torch.cat(outs).reshape(tokens, hidden))
 
 
 class FeedForward(nn.Module):
@@ -132,8 +132,8 @@ class Layer(nn.Module):
 
     def forward_packed(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """The same layer on packed real tokens (tokens, hidden); see `SelfAttention.forward_packed`."""
-        x = self.attention_norm(x + self.attention.forward_packed(x, lengths))
-        return self.output_norm(x + self.feed_forward(x))
+        x = self.attention_norm(x + self.dropout(self.attention.forward_packed(x, lengths)))
+        return self.output_norm(x + self.dropout(self.feed_forward(x)))
 
 
 class Pooler(nn.Module):
@@ -206,12 +206,12 @@ class Encoder(nn.Module):
         if config.share_layers and config.shared_blocks != "all":
             share_blocks(self.layers, config.shared_blocks)
         self.pooler = Pooler(config.hidden_size) if pooler else None
-        self.packed = False  # inference switch, see `packed_inference`
+        self.packed = False  # see `packed_encoding`
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False):
         """Return (last hidden state, tuple of every layer's hidden states or None, pooled or None)."""
-        if self.packed and not self.training and not output_hidden_states and attention_mask is not None:
+        if self.packed and not self.config.causal and not output_hidden_states and attention_mask is not None:
             return self.forward_packed(input_ids, attention_mask, token_type_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, embedding)
         if self.project is not None:
@@ -252,8 +252,9 @@ class Encoder(nn.Module):
 
 
 @contextlib.contextmanager
-def packed_inference(model: nn.Module, enabled: bool = True) -> Iterator[None]:
-    """Within the block, encoders of `model` in eval mode skip padding (`Encoder.forward_packed`)."""
+def packed_encoding(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Within the block, encoders of `model` skip padding (`Encoder.forward_packed`), in training
+    (dropout included) and inference alike; causal encoders and hidden-state outputs stay padded."""
     encoders = [m for m in model.modules() if isinstance(m, Encoder)]
     before = [e.packed for e in encoders]
     for e in encoders:
@@ -284,4 +285,3 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-

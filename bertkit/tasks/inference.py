@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bertkit.data.batching import pad_collate
-from bertkit.model.encoder import packed_inference
+from bertkit.model.encoder import packed_encoding
 from bertkit.tasks.base import MODEL_INPUTS, _length
 
 MAX_TOKENS = 16384  # padded tokens per batch: large matrices for the linear layers, bounded memory
@@ -79,7 +79,7 @@ def batched_outputs(
             batch = {k: v.to(device) for k, v in pad_collate(rows, pad_id).items()}
             real = sum(lengths[i] for i in chunk)
             pack = packed and real < (1 - PACK_WASTE) * len(chunk) * lengths[chunk[-1]]
-            with torch.inference_mode(), packed_inference(model, pack), precision_context(model, device):
+            with torch.inference_mode(), packed_encoding(model, pack), precision_context(model, device):
                 out = model(**batch, **options)
             yield chunk, batch, out
     finally:

@@ -77,6 +77,15 @@ class NerTask:
             raise ValueError(f"unknown tagger {self.tagger!r}; choose 'linear' or 'bilstm'")
 
     @property
+    def group_by_length(self) -> bool:
+        """Whether training batches group sentences of similar length. Not for the linear tagger:
+        after one CoNLL-2003 epoch it scored about 3 dev F1 points lower on length-alike batches
+        than on random ones (docs/ner.md); random batches are encoded packed, without padding, so
+        they keep most of the speed. The BiLSTM tagger reads every layer's states, which packed
+        encoding does not give, so it keeps grouped batches."""
+        return self.tagger == "bilstm"
+
+    @property
     def head(self) -> str:
         return "bilstm_tagger" if self.tagger == "bilstm" else "token_classification"
 

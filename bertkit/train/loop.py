@@ -134,7 +134,7 @@ def _setup(model, data, loss_fn, config, collate, lengths, eval_fn, callbacks, d
         lengths if lengths is not None else [0] * len(data),
         config.batch_size,
         seed=config.seed,
-        bucket=lengths is not None,
+        bucket=lengths is not None and config.group_by_length,
         rank=distributed.rank(),
         world_size=world,
     )

@@ -32,6 +32,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.1  # < 1: fraction of total steps; >= 1: number of steps
     schedule: ScheduleName = "linear"
+    # batches of similar lengths (when `fit` is given lengths): less padding, more examples/s, but
+    # length-alike batches; False draws them at random (pair it with packed encoding for the speed)
+    group_by_length: bool = True
     optimizer: Literal["adamw", "lamb"] = "adamw"
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float | None = None  # None: 1e-8 for AdamW, 1e-6 for LAMB

@@ -10,7 +10,7 @@ import torch
 
 import bertkit
 from bertkit import EncoderConfig
-from bertkit.model.encoder import packed_inference
+from bertkit.model.encoder import packed_encoding
 from bertkit.tasks.inference import forward_features, token_batches
 
 
@@ -80,20 +80,54 @@ def test_packed_multiple_choice_equals_one_by_one() -> None:
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
 
 
-def test_packed_encoder_skips_padding_and_only_in_eval() -> None:
+def test_packed_encoder_skips_padding() -> None:
     model = _model("bert", "classification")
     ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
     mask = (ids != 0).long()
-    with packed_inference(model), torch.inference_mode():
+    with packed_encoding(model), torch.inference_mode():
         hidden, states, pooled = model.encoder(ids, mask)
     assert states is None and torch.all(hidden[1, 2:] == 0)  # padded positions were never computed
     padded, _, _ = model.encoder(ids, mask)
     torch.testing.assert_close(hidden[mask.bool()], padded[mask.bool()], atol=1e-5, rtol=0)
     assert model.encoder.packed is False  # the switch is restored after the block
     model.train()
-    with packed_inference(model):
+    with packed_encoding(model):
         _, states, _ = model.encoder(ids, mask, output_hidden_states=True)
-    assert states is not None  # training / hidden states take the ordinary path
+    assert states is not None  # hidden states take the ordinary path
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert"])
+def test_packed_training_gives_the_padded_loss_and_gradients(family: str) -> None:
+    model = _model(family, "token_classification")
+    model.train()
+    for module in model.modules():  # dropout draws differ between the two layouts: switch it off
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "dropout") and isinstance(module.dropout, float):
+            module.dropout = 0.0
+    ids = torch.tensor([[5, 6, 7, 8, 9, 4], [9, 10, 11, 0, 0, 0], [12, 13, 0, 0, 0, 0]])
+    mask, labels = (ids != 0).long(), torch.randint(0, 2, ids.shape)
+    grads = []
+    for packed in (False, True):
+        model.zero_grad()
+        with packed_encoding(model, packed):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        loss = torch.nn.functional.cross_entropy(logits[mask.bool()], labels[mask.bool()])
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_packed_training_applies_dropout() -> None:
+    model = _model("bert", "classification")
+    model.train()
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    with packed_encoding(model):
+        first, _, _ = model.encoder(ids, (ids != 0).long())
+        second, _, _ = model.encoder(ids, (ids != 0).long())
+    assert not torch.allclose(first[0], second[0])  # dropout masks differ from call to call
 
 
 def test_token_batches_respect_budget_cap_and_cover_every_index() -> None:
