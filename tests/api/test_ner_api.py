@@ -41,9 +41,9 @@ def test_the_ktrain_ner_workflow(files: tuple[Path, Path, Path], tmp_path: Path,
     f1 = learner.validate(class_names=preproc.get_classes())
     assert "micro avg" in capsys.readouterr().out and f1 > 0.95
     predictor = ktrain.get_predictor(learner.model, preproc)
-    sentence = "Mr anna smith went to paris today."
+    sentence = "Mr anna smith went to paris today"  # words of the toy data (no punctuation in it)
     assert predictor.predict(sentence) == [("Mr", "O"), ("anna", "B-PER"), ("smith", "I-PER"), ("went", "O"),
-                                           ("to", "O"), ("paris", "B-LOC"), ("today", "O"), (".", "O")]
+                                           ("to", "O"), ("paris", "B-LOC"), ("today", "O")]
     assert predictor.predict(sentence, merge_tokens=True) == [("anna smith", "PER"), ("paris", "LOC")]
     entities = predictor.predict(sentence, merge_tokens=True, return_offsets=True)
     assert [(e["start"], e["end"]) for e in entities] == [(3, 13), (22, 27)] and 0 < entities[0]["score"] <= 1
