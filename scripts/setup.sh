@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+if [ ! -f .venv/bin/activate ]; then  # also repairs a venv whose creation was interrupted
+  "$PYTHON" -m venv --clear .venv
 fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
