@@ -5,6 +5,9 @@ its decaying moments keep moving it. Rows with non-zero moments ("active") are t
 every step like any dense tensor. Rows that never had a gradient have zero moments, so AdamW only
 multiplies them by (1 - lr * weight_decay) each step; that product is kept as one number and applied
 when a forward pass is about to read such a row, or when the weights are read (`sync_weights`).
+The moments of active rows live in compact buffers (one row per active row, in the order the rows
+became active), so a step gathers and scatters only the weight rows; the full-size AdamW state is
+written back when it is read (`state_dict`, `sync_weights`).
 """
 
 from __future__ import annotations
@@ -80,26 +83,25 @@ class RowAdamW(torch.optim.AdamW):
 
     def _row_step(self, p: nn.Parameter, group: dict[str, Any]) -> None:
         rows = self._row_state(p)
-        state = self.state[p]
         grad = p.grad.coalesce()
         index, values = grad.indices()[0], grad.values()
         rows.activate(p, index[(values != 0).any(dim=1)])  # rows a forward pass did not announce
-        active = rows.active_index
+        n = rows.count
+        order = rows.order[:n]
         # (active rows + 1 spare, dim): touched rows that stay inactive had zero gradients
-        dense = torch.zeros(len(active) + 1, p.shape[1], dtype=p.dtype, device=p.device)
-        dense[rows.position[index]] = values.to(p.dtype)
-        tensors = [p, state["exp_avg"], state["exp_avg_sq"]]
-        weight, exp_avg, exp_avg_sq = (t.index_select(0, active) for t in tensors)
-        _adamw(weight, dense[:-1], exp_avg, exp_avg_sq, state["step"], group)
-        for full, part in zip(tensors, (weight, exp_avg, exp_avg_sq), strict=True):
-            full.index_copy_(0, active, part)
+        dense = torch.zeros(n + 1, p.shape[1], dtype=p.dtype, device=p.device)
+        dense[rows.slot[index]] = values.to(p.dtype)
+        weight = p.index_select(0, order)
+        _adamw(weight, dense[:n], rows.exp_avg[:n], rows.exp_avg_sq[:n], self.state[p]["step"], group)
+        p.index_copy_(0, order, weight)
         rows.pending *= 1.0 - group["lr"] * group["weight_decay"]
 
     def sync_weights(self) -> None:
-        """Apply the weight decay deferred for never-updated rows, so the weights are AdamW's own."""
+        """Apply the weight decay deferred for never-updated rows, so the weights are AdamW's own,
+        and write the compact moments back into the full-size state."""
         with torch.no_grad():
             for p, rows in self._rows.items():
-                rows.flush(p)
+                rows.flush(p, self.state[p])
 
     def state_dict(self) -> dict[str, Any]:
         self.sync_weights()
@@ -110,39 +112,69 @@ class RowAdamW(torch.optim.AdamW):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
-        self._rows = {}  # active rows are read again from the loaded moments
+        self._rows = {}  # active rows and their moments are read again from the loaded state
 
 
 class _RowState:
-    """Which rows of one table have had a gradient, and the decay owed to the others."""
+    """Which rows of one table have had a gradient, their moments (compact), and the decay owed
+    to the others."""
 
     def __init__(self, state: dict[str, Any]) -> None:
         if "active_rows" in state:
-            self.active = state["active_rows"] != 0  # (rows,)
+            active = state["active_rows"] != 0  # (rows,)
         else:  # a plain AdamW state: rows that ever had a gradient have non-zero moments
-            self.active = (state["exp_avg"] != 0).any(dim=1) | (state["exp_avg_sq"] != 0).any(dim=1)
+            active = (state["exp_avg"] != 0).any(dim=1) | (state["exp_avg_sq"] != 0).any(dim=1)
+        full = state["exp_avg"]
+        self.active = torch.zeros_like(active)
+        self.slot = torch.zeros(len(active), dtype=torch.long, device=active.device)  # active row -> slot
+        self.order = torch.zeros(0, dtype=torch.long, device=active.device)  # slot -> row
+        self.exp_avg = full.new_zeros(0, full.shape[1])
+        self.exp_avg_sq = full.new_zeros(0, full.shape[1])
+        self.count = 0
         self.pending = 1.0  # product of (1 - lr * wd) over the steps since the last flush
-        self._reindex()
+        self._add(active.nonzero().squeeze(1), state)
 
-    def _reindex(self) -> None:
-        self.active_index = self.active.nonzero().squeeze(1)
-        self.position = torch.zeros(len(self.active), dtype=torch.long, device=self.active.device)
-        self.position[self.active_index] = torch.arange(len(self.active_index), device=self.active.device)
-        self.position[~self.active] = len(self.active_index)  # one spare row past the end
+    def _add(self, new: torch.Tensor, state: dict[str, Any] | None = None) -> None:
+        """Give the rows `new` the next slots; their moments come from `state` (else zero)."""
+        n, k = self.count, len(new)
+        if n + k > len(self.order):  # grow the buffers geometrically
+            capacity = max(n + k, 2 * len(self.order), 256)
+            self.order = _grown(self.order, capacity, n)
+            self.exp_avg = _grown(self.exp_avg, capacity, n)
+            self.exp_avg_sq = _grown(self.exp_avg_sq, capacity, n)
+        self.order[n : n + k] = new
+        if state is None:
+            self.exp_avg[n : n + k] = 0
+            self.exp_avg_sq[n : n + k] = 0
+        else:
+            self.exp_avg[n : n + k] = state["exp_avg"][new]
+            self.exp_avg_sq[n : n + k] = state["exp_avg_sq"][new]
+        self.active[new] = True
+        self.count = n + k
+        self.slot[~self.active] = self.count  # the spare row past the end
+        self.slot[new] = torch.arange(n, n + k, device=new.device)
 
     def activate(self, p: torch.Tensor, touched: torch.Tensor) -> None:
         new = touched[~self.active[touched]]
         if len(new):
             if self.pending != 1.0:
                 p[new] *= self.pending  # catch up on the decay skipped while dormant
-            self.active[new] = True
-            self._reindex()
+            self._add(new)
 
-    def flush(self, p: torch.Tensor) -> None:
+    def flush(self, p: torch.Tensor, state: dict[str, Any]) -> None:
         if self.pending != 1.0:
             scale = torch.where(self.active, 1.0, self.pending).to(p.dtype)
             p.mul_(scale[:, None])
             self.pending = 1.0
+        order = self.order[: self.count]
+        state["exp_avg"].index_copy_(0, order, self.exp_avg[: self.count])
+        state["exp_avg_sq"].index_copy_(0, order, self.exp_avg_sq[: self.count])
+
+
+def _grown(buffer: torch.Tensor, capacity: int, used: int) -> torch.Tensor:
+    grown = buffer.new_zeros(capacity, *buffer.shape[1:])
+    grown[:used] = buffer[:used]
+    return grown
 
 
 def _adamw(weight, grad, exp_avg, exp_avg_sq, step, group: dict[str, Any]) -> None:
@@ -213,5 +245,8 @@ def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float) -> torch.Ten
     if not grads:
         return torch.zeros(())
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    # multiplying by 1 changes nothing; on the CPU, reading `coef` costs no device synchronisation
+    if total.device.type != "cpu" or coef < 1.0:
+        torch._foreach_mul_(grads, coef)
     return total

@@ -32,17 +32,17 @@ def wide_toy(seed: int = 0) -> WideToy:
     return WideToy()
 
 
-def batches(steps: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def batches(steps: int, seed: int = 0, width: int = 60, shape: tuple[int, int] = (4, 6)) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Each batch draws ids from a narrow window that moves: rows go untouched for many steps,
     and most of the vocabulary is never touched at all. Padding (id 0) appears in every batch."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for step in range(steps):
         low = 1 + 40 * (step % 4)
-        ids = torch.randint(low, low + 60, (4, 6), generator=g)
+        ids = torch.randint(low, min(low + width, VOCAB), shape, generator=g)
         ids[:, 0] = 5  # one row touched at every step, repeatedly within a batch
         ids[1:, 4:] = 0
-        out.append((ids, (ids != 0).float(), torch.randint(0, 2, (4,), generator=g)))
+        out.append((ids, (ids != 0).float(), torch.randint(0, 2, (shape[0],), generator=g)))
     return out
 
 
@@ -63,16 +63,22 @@ def row_step(model, optimizer, batch, max_norm):
     optimizer.zero_grad(set_to_none=True)
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_row_adamw_matches_adamw_with_clipping(fused):
-    steps, lr, max_norm = 12, 0.05, 0.05  # a small max_norm: every step is clipped
+@pytest.mark.parametrize(("fused", "max_norm", "width"), [
+    (True, 0.05, 60),  # a small max_norm: every step is clipped
+    (False, 0.05, 60),
+    (True, 100.0, 60),  # never clipped
+    (True, 0.05, 1500),  # hundreds of rows become active: the compact moments grow
+])
+def test_row_adamw_matches_adamw_with_clipping(fused, max_norm, width):
+    steps, lr = 12, 0.05
+    data = batches(steps, width=width, shape=(32, 6) if width > 60 else (4, 6))
     reference, fast = wide_toy(), wide_toy()
     ref_opt = torch.optim.AdamW(param_groups(reference, 0.1), lr=lr, foreach=False)
     fast_opt = RowAdamW(param_groups(fast, 0.1), lr=lr, fused=fused)
     schedules = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0 / (1 + s)) for o in (ref_opt, fast_opt)]
     with row_gradients(fast, fast_opt) as tables:
         assert tables == [fast.word]  # the 16-row position table stays dense
-        for batch in batches(steps):
+        for batch in data:
             reference_step(reference, ref_opt, batch, max_norm)
             row_step(fast, fast_opt, batch, max_norm)
             for s in schedules:
@@ -80,7 +86,8 @@ def test_row_adamw_matches_adamw_with_clipping(fused):
         assert fast.word.sparse
         fast_opt.sync_weights()
     assert not fast.word.sparse  # restored on exit
-    touched = torch.cat([b[0].flatten() for b in batches(steps)]).unique()
+    touched = torch.cat([b[0].flatten() for b in data]).unique()
+    assert len(touched) > (600 if width > 60 else 100)
     never = torch.ones(VOCAB, dtype=torch.bool)
     never[touched] = False
     initial = wide_toy().word.weight.detach()
