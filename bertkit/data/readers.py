@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,15 @@ def read_table(
 
 
 def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
-    """One JSON object per line (blank lines skipped); a bad line is named by its number."""
-    records = []
+    records = [record for _, record in jsonl_records(path, encoding)]
+    if not records:
+        raise pd.errors.EmptyDataError(str(path))
+    return pd.DataFrame.from_records(records)
+
+
+def jsonl_records(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each line of a JSONL file (blank lines skipped); a line that is
+    not a JSON object is an error naming the file and line."""
     with open(path, encoding=encoding) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -85,10 +92,7 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
             if not isinstance(record, dict):
                 raise ValueError(f"{path} line {number} is a JSON {type(record).__name__}, not an "
                                  "object; JSONL needs one {\"column\": value, ...} per line")
-            records.append(record)
-    if not records:
-        raise pd.errors.EmptyDataError(str(path))
-    return pd.DataFrame.from_records(records)
+            yield number, record
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

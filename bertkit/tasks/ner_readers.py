@@ -7,11 +7,11 @@ schemes are converted; a tag that cannot follow is an error naming the file and 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from bertkit.data.readers import jsonl_records
 from bertkit.tasks.ner_tags import TagScheme, to_iob2
 
 NerFormat = Literal["auto", "conll", "jsonl", "gmb"]
@@ -86,23 +86,16 @@ def read_jsonl(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = F
     "tags" (or "ner_tags", "labels"); lines without tags make an unlabelled file."""
     path = Path(path)
     sentences, tags, lines = [], [], []
-    with open(path, encoding=encoding) as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:line {number}: not a JSON object ({error.msg})") from None
-            words = _field(record, ("tokens", "words"), path, number)
-            sentences.append([str(w) for w in words])
-            found = _field(record, ("tags", "ner_tags", "labels"), path, number, required=False)
-            if found is not None:
-                if len(found) != len(words) or not all(isinstance(t, str) for t in found):
-                    raise ValueError(f"{path}:line {number}: tags must be {len(words)} strings, one per "
-                                     f"token; got {found!r}")
-                tags.append(list(found))
-            lines.append([number] * len(words))
+    for number, record in jsonl_records(path, encoding):
+        words = _field(record, ("tokens", "words"), path, number)
+        sentences.append([str(w) for w in words])
+        found = _field(record, ("tags", "ner_tags", "labels"), path, number, required=False)
+        if found is not None:
+            if len(found) != len(words) or not all(isinstance(t, str) for t in found):
+                raise ValueError(f"{path}:line {number}: tags must be {len(words)} strings, one per "
+                                 f"token; got {found!r}")
+            tags.append(list(found))
+        lines.append([number] * len(words))
     if not sentences:
         raise ValueError(f"{path} holds no sentences")
     if tags and len(tags) != len(sentences):
@@ -110,9 +103,7 @@ def read_jsonl(path: str | Path, *, scheme: TagScheme = "iob2", repair: bool = F
     return sentences, (_convert(path, sentences, tags, lines, scheme, repair) if tags else None)
 
 
-def _field(record: object, names: tuple[str, ...], path: Path, number: int, required: bool = True) -> list | None:
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}:line {number}: expected a JSON object with {names[0]!r}")
+def _field(record: dict, names: tuple[str, ...], path: Path, number: int, required: bool = True) -> list | None:
     for name in names:
         if name in record:
             value = record[name]

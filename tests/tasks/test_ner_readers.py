@@ -55,6 +55,12 @@ def test_jsonl_and_gmb_csv(tmp_path: Path) -> None:
     path.write_text('{"tokens": ["Anna", "sang"], "tags": ["B-PER"]}\n')
     with pytest.raises(ValueError, match=r"s.jsonl:line 1: tags must be 2 strings"):
         NerTask.read(str(path))
+    path.write_text('{"tokens": ["Anna"], "tags": ["O"]}\n{"tokens": ["Anna"],\n["Anna"]\n')
+    with pytest.raises(ValueError, match=r"s.jsonl line 2 is not valid JSON"):
+        NerTask.read(str(path))
+    path.write_text('{"tokens": ["Anna"], "tags": ["O"]}\n["Anna"]\n')
+    with pytest.raises(ValueError, match=r"s.jsonl line 2 is a JSON list, not an object"):
+        NerTask.read(str(path))
     csv = tmp_path / "ner_dataset.csv"
     csv.write_text('Sentence #,Word,POS,Tag\nSentence: 1,Thousands,NNS,O\n,of,IN,O\n,London,NNP,B-geo\n'
                    'Sentence: 2,Iranian,JJ,B-gpe\n,officials,NNS,I-gpe\n')
