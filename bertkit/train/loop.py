@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,7 @@ class _Run:
     window_steps: int = 0
     window_examples: int = 0
     window_start: float = field(default_factory=time.perf_counter)
+    interrupted: Callable[[], bool] = lambda: False
 
 
 def fit(
@@ -95,7 +98,7 @@ def fit(
     # embedding tables send row-wise gradients to RowAdamW (DDP all-reduces dense ones only)
     rowwise = isinstance(run.optimizer, RowAdamW) and run.ddp_model is run.model
     try:
-        with row_gradients(model, run.optimizer, enabled=rowwise):
+        with row_gradients(model, run.optimizer, enabled=rowwise), _interruptible() as run.interrupted:
             while not (_finished(state) or state.should_stop):
                 run.sampler.set_epoch(state.epoch)
                 run.sampler.skip(state.micro_batches)
@@ -199,6 +202,29 @@ def _train_epoch(run: _Run) -> None:
             _after_step(run, epoch_done)
         if state.should_stop or _finished(state):
             return
+        if run.interrupted():
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[Callable[[], bool]]:
+    """Yield a function telling whether Ctrl-C was pressed since entry. The loop checks it after
+    every step, so training stops even when the first KeyboardInterrupt landed in code where
+    Python only reports exceptions (a finaliser run by the garbage collector)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield lambda: False
+        return
+    pressed: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        pressed.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[str, float], int]:

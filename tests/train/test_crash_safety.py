@@ -94,10 +94,42 @@ def test_ctrl_c_exits_130_and_says_where_the_last_checkpoint_is(tmp_path):
     while not list(ckpt.glob("step-*")) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
+    try:
+        _, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        raise AssertionError(f"still running 60 s after Ctrl-C; stderr: {child.communicate()[1]}") from None
     assert child.returncode == 130, err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "interrupted" in lines[0] and str(ckpt / "step-") in lines[0], err
     assert "--resume" in lines[0]
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_ctrl_c_stops_training_even_when_python_swallowed_the_interrupt():
+    """A KeyboardInterrupt raised where Python only reports exceptions (a finaliser) is lost; the
+    loop still stops at the end of that step, and the default handler is back afterwards."""
+    from test_rowwise import collate, data, loss_fn, wide_toy
+
+    from bertkit.train import TrainConfig, fit
+
+    class SwallowedCtrlC:
+        def __init__(self) -> None:
+            self.steps = 0
+
+        def on_step_end(self, state) -> None:
+            self.steps += 1
+            if self.steps == 2:
+                try:
+                    signal.raise_signal(signal.SIGINT)
+                except KeyboardInterrupt:
+                    pass  # as in a __del__ run by the garbage collector
+
+    rows, callback = data(40), SwallowedCtrlC()
+    config = TrainConfig(lr=0.01, epochs=5, batch_size=4, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        fit(wide_toy(), rows, loss_fn, config, collate=collate, lengths=[len(r["input_ids"]) for r in rows],
+            callbacks=[callback])
+    assert callback.steps == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
