@@ -7,7 +7,7 @@ multiplies them by (1 - lr * weight_decay) each step; that product is kept as on
 when a forward pass is about to read such a row, or when the weights are read (`sync_weights`).
 The moments of active rows live in compact buffers (one row per active row, in the order the rows
 became active), so a step gathers and scatters only the weight rows; the full-size AdamW state is
-written back when it is read (`state_dict`, `sync_weights`).
+written back when it is read (`state_dict`).
 """
 
 from __future__ import annotations
@@ -97,15 +97,15 @@ class RowAdamW(torch.optim.AdamW):
         rows.pending *= 1.0 - group["lr"] * group["weight_decay"]
 
     def sync_weights(self) -> None:
-        """Apply the weight decay deferred for never-updated rows, so the weights are AdamW's own,
-        and write the compact moments back into the full-size state."""
+        """Apply the weight decay deferred for never-updated rows, so the weights are AdamW's own."""
         with torch.no_grad():
             for p, rows in self._rows.items():
-                rows.flush(p, self.state[p])
+                rows.flush(p)
 
     def state_dict(self) -> dict[str, Any]:
         self.sync_weights()
         for p, rows in self._rows.items():
+            rows.write_moments(self.state[p])
             # 0/1 per row (floats survive load_state_dict's cast to the parameter's dtype)
             self.state[p]["active_rows"] = rows.active.to(torch.float32)
         return super().state_dict()
@@ -143,10 +143,7 @@ class _RowState:
             self.exp_avg = _grown(self.exp_avg, capacity, n)
             self.exp_avg_sq = _grown(self.exp_avg_sq, capacity, n)
         self.order[n : n + k] = new
-        if state is None:
-            self.exp_avg[n : n + k] = 0
-            self.exp_avg_sq[n : n + k] = 0
-        else:
+        if state is not None:  # slots past `count` are still zero otherwise
             self.exp_avg[n : n + k] = state["exp_avg"][new]
             self.exp_avg_sq[n : n + k] = state["exp_avg_sq"][new]
         self.active[new] = True
@@ -161,11 +158,14 @@ class _RowState:
                 p[new] *= self.pending  # catch up on the decay skipped while dormant
             self._add(new)
 
-    def flush(self, p: torch.Tensor, state: dict[str, Any]) -> None:
+    def flush(self, p: torch.Tensor) -> None:
         if self.pending != 1.0:
             scale = torch.where(self.active, 1.0, self.pending).to(p.dtype)
             p.mul_(scale[:, None])
             self.pending = 1.0
+
+    def write_moments(self, state: dict[str, Any]) -> None:
+        """Copy the compact moments into AdamW's full-size `exp_avg` / `exp_avg_sq`."""
         order = self.order[: self.count]
         state["exp_avg"].index_copy_(0, order, self.exp_avg[: self.count])
         state["exp_avg_sq"].index_copy_(0, order, self.exp_avg_sq[: self.count])
