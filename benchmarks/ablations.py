@@ -1,7 +1,8 @@
 """The BERT paper's ablations in miniature: NSP, left-to-right vs masked LM, the masking mix and model
-size, each pre-trained for the same number of optimizer steps and fine-tuned on rotten_tomatoes.
+size, each pre-trained for the same time (or number of steps) and fine-tuned on rotten_tomatoes.
 
-    python benchmarks/ablations.py [--steps 10000] [--seeds 3]        # the pre-training demo's budget
+    python benchmarks/ablations.py [--minutes 20] [--seeds 3]        # the pre-training demo's budget
+    python benchmarks/ablations.py --steps 10000                      # the same number of steps instead
     python benchmarks/ablations.py --steps 200 --seq 64 --imdb 5000 --finetune-limit 1000 --threads 1 \\
         --out benchmarks/results/ablations_cpu2.json --doc docs/ablations.md    # the run in docs/ablations.md
     python benchmarks/ablations.py --steps 2 --seq 32 --imdb 200 --corpus-files 40 --seeds 1 \\
@@ -10,9 +11,13 @@ size, each pre-trained for the same number of optimizer steps and fine-tuned on 
 Corpus, vocabulary and fine-tuning recipe are the pre-training demo's (`pretrain_helps.py`: Python
 documentation + unlabelled IMDb reviews, WordPiece 8000; rotten_tomatoes split, max length 64,
 batch 32, lr 1e-3, 3 epochs, BERT's pooler head), with BERT's NSP sample format so that the NSP row
-and the no-NSP rows see the same samples. The budget is in optimizer steps, so every row gets the
-same number of updates whatever the machine's load (`--steps 10000` is about what the demo's 20
-minutes bought on an idle 2-core CPU). Rows that finish are cached in --work, so a rerun resumes.
+and the no-NSP rows see the same samples. The budget is the same compute time per row (`--minutes`):
+each row times a few of its own steps first and gets the number of steps that fill the budget, so a
+slower row (a left-to-right loss over every position, a larger model) gets fewer updates, and the
+learning-rate schedule fits the run; the step count, not the clock, then ends the run, so load from
+other work slows a row without shortening it. `--steps N` gives every row the same number of
+updates instead, as the paper's tables did. Rows that finish are cached in --work, so a rerun
+resumes, and rows can run in separate processes (`--rows`) that a final call collects.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from tqdm.auto import tqdm
 import bertkit
 from bertkit.io import atomic_write_text
 from bertkit.plotting import finish_figure, new_figure
-from bertkit.pretrain import PretrainDataset, prepare_corpus, train_vocab
-from bertkit.pretrain.objectives import evaluate_pretraining
+from bertkit.pretrain import MLMCollator, PretrainDataset, prepare_corpus, train_vocab
+from bertkit.pretrain.objectives import evaluate_pretraining, pretraining_loss
 from bertkit.pretrain.run import build_pretraining_model, pretrain
 from bertkit.tokenizer import Tokenizer
 from bertkit.train import native_bf16
@@ -128,6 +133,49 @@ def _steps_done(run: Path) -> int | None:
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["global_step"]
 
 
+def seconds_per_step(args: argparse.Namespace, row: Row, data: PretrainDataset) -> float:
+    """The median time of a few warm pre-training steps of this row's model, objective and batch."""
+    torch.manual_seed(0)
+    config = shape(args, row) | {"hidden_dropout": 0.0, "attention_dropout": 0.0}  # as pretrain_row trains it
+    model = build_pretraining_model(config, data.manifest, max_length=args.seq,
+                                    objective=row.objective, pair_objective=row.pair).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    collator = MLMCollator.from_manifest(data.manifest, objective=row.objective, mask_mix=row.mix)
+    bf16, times = native_bf16(), []
+    for step in range(6):
+        start = time.perf_counter()
+        batch = collator([data[i] for i in range(step * args.batch, (step + 1) * args.batch)])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = pretraining_loss(model, batch, objective=row.objective)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[2]
+
+
+_TIMED: set[Path] = set()  # timings made by this process (--fresh reuses them)
+
+
+def row_steps(args: argparse.Namespace, row: Row, data: PretrainDataset, work: Path) -> int:
+    """--steps, or the steps that fill --minutes at this row's speed. Rows whose steps cost the same
+    (same size and objective; the masking mix and the tiny NSP head change nothing) share one timing,
+    so that they get exactly the same budget; it is kept in --work, so that a resumed or collecting
+    call gives the same budget."""
+    if not args.minutes:
+        return args.steps
+    planned = work / "results" / f"steps-{row.layers or args.layers}x{args.hidden}-{row.objective}.json"
+    if planned.is_file() and (not args.fresh or planned in _TIMED):
+        return json.loads(planned.read_text())["steps"]
+    _TIMED.add(planned)
+    step_s = seconds_per_step(args, row, data)
+    # steps in the loop run ~10% slower than timed ones (data loading, logging)
+    steps = max(10, int(args.minutes * 60 / step_s * 0.9))
+    print(f"{row.label}: {step_s:.3f} s/step -> {steps} steps in {args.minutes:g} min", flush=True)
+    atomic_write_text(planned, json.dumps({"seconds_per_step": round(step_s, 4), "steps": steps}) + "\n")
+    return steps
+
+
 def pretrain_row(args: argparse.Namespace, row: Row, data: PretrainDataset, held: PretrainDataset,
                  work: Path) -> dict:
     """Pre-train one row (unless --work already holds its finished run) and measure it held out."""
@@ -135,15 +183,16 @@ def pretrain_row(args: argparse.Namespace, row: Row, data: PretrainDataset, held
     if cached.is_file() and not args.fresh:
         return json.loads(cached.read_text())
     start, model_dir = time.perf_counter(), work / row.name / "model"
-    if args.fresh or _steps_done(work / row.name) != args.steps:  # else a finished run of this budget
+    steps = row_steps(args, row, data, work)
+    if args.fresh or _steps_done(work / row.name) != steps:  # else a finished run of this budget
         model_dir = pretrain(data.folder, work / row.name, model=shape(args, row), dropout=0.0, lr=args.lr,
                              objective=row.objective, pair_objective=row.pair, mask_mix=row.mix,
-                             batch_size=args.batch, warmup=0.06, max_steps=args.steps, bf16=native_bf16(),
-                             checkpoint_every=None, log_every=max(1, args.steps // 20), resume=False,
+                             batch_size=args.batch, warmup=0.06, max_steps=steps, bf16=native_bf16(),
+                             checkpoint_every=None, log_every=max(1, steps // 20), resume=False,
                              progress=False)
     minutes = (time.perf_counter() - start) / 60
     held_out = held_out_metrics(model_dir, row, held, args.eval_samples)
-    result = {"pretrain_minutes": round(minutes, 2), "model_dir": str(model_dir),
+    result = {"pretrain_minutes": round(minutes, 2), "pretrain_steps": steps, "model_dir": str(model_dir),
               "held_out": {k: round(v, 4) for k, v in held_out.items()}}
     atomic_write_text(cached, json.dumps(result, indent=2) + "\n")
     return result
@@ -207,12 +256,13 @@ def _cell(held: dict | None, key: str) -> str:
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| row | held-out MLM acc. (80/10/10) | held-out MLM acc. ([MASK] only) | held-out next-token acc. "
+    lines = ["| row | pre-training steps | held-out MLM acc. (80/10/10) | held-out MLM acc. ([MASK] only) | held-out next-token acc. "
              "| rotten_tomatoes acc., mean ± std | paper, same row |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results.values():
         held = r.get("held_out")
-        lines.append(f"| {r['row']['label']} | {_cell(held, 'mlm_accuracy')} | {_cell(held, 'mlm_accuracy_mask_only')} "
+        steps = f"{r['pretrain_steps']:,}" if "pretrain_steps" in r else "—"
+        lines.append(f"| {r['row']['label']} | {steps} | {_cell(held, 'mlm_accuracy')} | {_cell(held, 'mlm_accuracy_mask_only')} "
                      f"| {_cell(held, 'lm_accuracy')} | {r['mean']:.4f} ± {r['std']:.4f} | {r['row']['paper'] or '—'} |")
     return "\n".join(lines)
 
@@ -259,7 +309,9 @@ def write_doc(doc: Path, block: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10000, help="pre-training budget per row, in optimizer steps")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="pre-training budget per row, in minutes of compute (default 20)")
+    budget.add_argument("--steps", type=int, help="pre-training budget per row, in optimizer steps")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3, help="pre-training peak learning rate")
@@ -280,12 +332,15 @@ def main() -> None:
     parser.add_argument("--plot", default="docs/ablations.png")
     parser.add_argument("--doc", help="markdown file whose ablations block gets the table and note")
     args = parser.parse_args()
+    if args.steps is None and args.minutes is None:
+        args.minutes = 20.0
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(args.work)
     data, held = prepare(args, work)
     print(f"{len(data)} NSP samples of up to {args.seq} tokens ({data.manifest.num_tokens} tokens), "
-          f"{len(held)} held out; {args.steps} steps of batch {args.batch} per row")
+          f"{len(held)} held out; {f'{args.minutes} min' if args.minutes else f'{args.steps} steps'} "
+          f"of batch {args.batch} per row")
     rows = [r for r in ROWS if not args.rows or r.name in args.rows]
     results: dict[str, dict] = {}
     for row in tqdm(rows, desc="ablation rows", unit="row"):
@@ -294,7 +349,8 @@ def main() -> None:
         print(f"{row.label}: accuracy {r['mean']:.4f} ± {r['std']:.4f} {r['accuracy']}; held-out {r.get('held_out')}",
               flush=True)
     limit = f"the training set thinned to about {args.finetune_limit} reviews" if args.finetune_limit else "all reviews"
-    budget = (f"{args.steps} steps × batch {args.batch} × {args.seq} tokens per row; fine-tuning on "
+    per_row = f"{args.minutes:g} minutes of compute" if args.minutes else f"{args.steps} steps"
+    budget = (f"{per_row} × batch {args.batch} × {args.seq} tokens per row; fine-tuning on "
               f"{limit}, {args.finetune_epochs} epochs, {args.seeds} seeds")
     block = f"Budget: {budget}.\n\n{table(results)}\n\n{closing_note(results)}\n\n![ablations]({Path(args.plot).name})"
     print(block)
