@@ -77,25 +77,53 @@ class SelfAttention(nn.Module):
         self.output = nn.Linear(hidden_size, hidden_size)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
+        """(batch, seq, hidden) -> (batch, seq, hidden); with `first_only`, (batch, 1, hidden): the
+        first position's output alone (its query against every key)."""
         batch, seq, hidden = x.shape
-        # (batch, seq, 3, heads, head_dim) -> three (batch, heads, seq, head_dim)
-        q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        if first_only:
+            q, k, v = self._first_qkv(x[:, 0], x)
+            q, k, v = q.unsqueeze(2), k.transpose(1, 2), v.transpose(1, 2)  # (batch, heads, 1 | seq, dim)
+        else:
+            # (batch, seq, 3, heads, head_dim) -> three (batch, heads, seq, head_dim)
+            q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.output(out.transpose(1, 2).reshape(batch, seq, hidden))
+        return self.output(out.transpose(1, 2).reshape(batch, q.shape[2], hidden))
 
-    def forward_packed(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    def _first_qkv(self, first: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries of the first positions only (`first`: (n, hidden) -> (n, heads, dim)), keys and
+        values of every position (x: (..., hidden) -> two (..., heads, dim)): the query third of the
+        fused projection is computed for the rows that need it."""
+        hidden = x.shape[-1]
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(first, weight[:hidden], bias[:hidden]).unflatten(-1, (self.num_heads, -1))
+        k, v = F.linear(x, weight[hidden:], bias[hidden:]).unflatten(-1, (2, self.num_heads, -1)).unbind(-3)
+        return q, k, v
+
+    def forward_packed(self, x: torch.Tensor, lengths: list[int], firsts: torch.Tensor | None = None) -> torch.Tensor:
         """x: (tokens, hidden), the real tokens of several sequences back to back.
 
         The projections see only real tokens; attention runs once per sequence, on its own
-        length, so no query or key is ever padding and SDPA needs no mask.
+        length, so no query or key is ever padding and SDPA needs no mask. With `firsts` (the
+        index of each sequence's first token), only those positions' outputs: (sequences, hidden).
         """
         tokens, hidden = x.shape
-        qkv = self.qkv(x).view(tokens, 3, self.num_heads, -1)  # (tokens, 3, heads, dim)
         dropout = self.dropout if self.training else 0.0
         outs, start = [], 0
+        if firsts is not None:
+            q, k, v = self._first_qkv(x[firsts], x)  # (sequences, heads, dim), (tokens, heads, dim) x 2
+            for i, n in enumerate(lengths):
+                # (1, heads, 1 | n, dim): one query against the sequence's keys
+                one = F.scaled_dot_product_attention(q[i, :, None, None].transpose(0, 1),
+                                                     k[start : start + n].transpose(0, 1).unsqueeze(0),
+                                                     v[start : start + n].transpose(0, 1).unsqueeze(0),
+                                                     dropout_p=dropout)
+                outs.append(one.reshape(1, hidden))
+                start += n
+            return self.output(torch.cat(outs))
+        qkv = self.qkv(x).view(tokens, 3, self.num_heads, -1)  # (tokens, 3, heads, dim)
         for n in lengths:
             # (1, heads, n, dim) views: 4-D inputs let SDPA pick its fused (flash) kernel on CPU too
             q, k, v = qkv[start : start + n].permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
@@ -126,13 +154,16 @@ class Layer(nn.Module):
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
+        """`first_only`: the first position's output alone, (batch, 1, hidden)."""
+        attended = self.attention(x, mask, first_only)
+        x = self.attention_norm((x[:, :1] if first_only else x) + self.dropout(attended))
         return self.output_norm(x + self.dropout(self.feed_forward(x)))
 
-    def forward_packed(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    def forward_packed(self, x: torch.Tensor, lengths: list[int], firsts: torch.Tensor | None = None) -> torch.Tensor:
         """The same layer on packed real tokens (tokens, hidden); see `SelfAttention.forward_packed`."""
-        x = self.attention_norm(x + self.dropout(self.attention.forward_packed(x, lengths)))
+        attended = self.attention.forward_packed(x, lengths, firsts)
+        x = self.attention_norm((x if firsts is None else x[firsts]) + self.dropout(attended))
         return self.output_norm(x + self.dropout(self.feed_forward(x)))
 
 
@@ -209,10 +240,19 @@ class Encoder(nn.Module):
         self.packed = False  # see `packed_encoding`
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False):
-        """Return (last hidden state, tuple of every layer's hidden states or None, pooled or None)."""
+                token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False,
+                first_only: bool = False):
+        """Return (last hidden state, tuple of every layer's hidden states or None, pooled or None).
+
+        `first_only` (sequence-level heads, which read the first position alone): the last layer
+        computes its query, attention output and feed-forward block for the first position only
+        (its keys and values still cover every token), and the last hidden state is (batch, 1,
+        hidden). The same numbers for that position, a sixth less compute in a 6-layer encoder.
+        Ignored with `output_hidden_states` and by causal encoders (their pooler reads the last token).
+        """
+        first_only = first_only and not output_hidden_states and not self.config.causal
         if self.packed and not self.config.causal and not output_hidden_states and attention_mask is not None:
-            return self.forward_packed(input_ids, attention_mask, token_type_ids)
+            return self.forward_packed(input_ids, attention_mask, token_type_ids, first_only)
         x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, embedding)
         if self.project is not None:
             x = self.project(x)  # (batch, seq, hidden)
@@ -220,8 +260,9 @@ class Encoder(nn.Module):
         causal = self.config.causal
         mask = causal_bias(attention_mask, x.shape[1], dtype, x.device) if causal else attention_bias(attention_mask, dtype)
         states = [x] if output_hidden_states else None
+        last = self.config.num_layers - 1
         for i in range(self.config.num_layers):
-            x = self.layers[i % len(self.layers)](x, mask)
+            x = self.layers[i % len(self.layers)](x, mask, first_only and i == last)
             if states is not None:
                 states.append(x)
         pooled = None
@@ -230,12 +271,12 @@ class Encoder(nn.Module):
         return x, tuple(states) if states is not None else None, pooled
 
     def forward_packed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                       token_type_ids: torch.Tensor | None = None):
+                       token_type_ids: torch.Tensor | None = None, first_only: bool = False):
         """`forward` without compute on padding: (last hidden state, None, pooled).
 
         Real tokens are gathered into one (tokens, hidden) matrix that the linear layers and norms
         process; attention runs per sequence. Padded positions of the returned (batch, seq, hidden)
-        state are zero.
+        state are zero; with `first_only` it is (batch, 1, hidden), as in `forward`.
         """
         x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, embedding)
         real = attention_mask.bool()
@@ -243,8 +284,16 @@ class Encoder(nn.Module):
         x = x[real]  # (tokens, embedding), sequence by sequence
         if self.project is not None:
             x = self.project(x)
+        firsts = None
+        if first_only and min(lengths) > 0:  # each sequence's first token in the packed rows
+            firsts = torch.tensor([0, *lengths[:-1]], device=x.device).cumsum(0)
+        last = self.config.num_layers - 1
         for i in range(self.config.num_layers):
-            x = self.layers[0 if self.config.share_layers else i].forward_packed(x, lengths)
+            layer = self.layers[0 if self.config.share_layers else i]
+            x = layer.forward_packed(x, lengths, firsts if i == last else None)
+        if firsts is not None:
+            out = x[:, None]  # (batch, 1, hidden)
+            return out, None, self.pooler(out) if self.pooler is not None else None
         out = x.new_zeros(*attention_mask.shape, x.shape[-1])
         out[real] = x
         pooled = self.pooler(out) if self.pooler is not None else None

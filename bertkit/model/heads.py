@@ -21,7 +21,7 @@ Head = Literal["mlm", "pretraining", "classification", "token_classification", "
 
 @dataclass
 class ModelOutput:
-    last_hidden_state: torch.Tensor  # (batch, seq, hidden)
+    last_hidden_state: torch.Tensor  # (batch, seq, hidden); (batch, 1, hidden) from sequence-level heads
     hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + every layer
     pooled_output: torch.Tensor | None = None  # (batch, hidden)
     logits: torch.Tensor | None = None  # the head's output
@@ -34,17 +34,21 @@ class TaskHead(nn.Module, ABC):
     Any head is an nn.Module whose `forward(encoder, input_ids, attention_mask, token_type_ids, *,
     output_hidden_states, mlm_mask)` returns a `ModelOutput`; it may declare `slot` (the model
     attribute that holds it, hence the prefix of its state-dict keys; default "classifier"),
-    `uses_pooler` and `frozen_encoder` (the encoder only supplies features: no gradient, no dropout).
+    `uses_pooler`, `frozen_encoder` (the encoder only supplies features: no gradient, no dropout)
+    and `first_only` (the head reads the first position alone, so the encoder's last layer computes
+    no other; the output's last hidden state is then (batch, 1, hidden)).
     """
 
     slot: ClassVar[str] = "classifier"
     frozen_encoder: ClassVar[bool] = False
+    first_only: ClassVar[bool] = False
     uses_pooler: bool = False
 
     def forward(self, encoder: Encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, *, output_hidden_states: bool = False,
                 mlm_mask: torch.Tensor | None = None) -> ModelOutput:
-        hidden, states, pooled = encoder(input_ids, attention_mask, token_type_ids, output_hidden_states)
+        hidden, states, pooled = encoder(input_ids, attention_mask, token_type_ids, output_hidden_states,
+                                         first_only=self.first_only)
         return ModelOutput(hidden, states, pooled, logits=self.logits(hidden, pooled))
 
     @abstractmethod
@@ -101,8 +105,12 @@ class SequenceClassifier(TaskHead):
     """Sentence-level logits, in the shape each family's checkpoints use (`ClassifierLayout`).
 
     BERT/ALBERT: pooled -> dropout -> out. RoBERTa: first token -> dropout -> dense -> tanh ->
-    dropout -> out. DistilBERT: first token -> dense -> ReLU -> dropout -> out.
+    dropout -> out. DistilBERT: first token -> dense -> ReLU -> dropout -> out. Each reads the
+    first position alone (a causal encoder's pooler, the last real one), so the encoder computes no
+    other in its last layer (`first_only`).
     """
+
+    first_only: ClassVar[bool] = True
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float, layout: ClassifierLayout) -> None:
         super().__init__()

@@ -92,7 +92,8 @@ class FeatureExtractor:
         """(indices, batch, chosen hidden states, pooler output) per batch of similar lengths."""
         encoded = self.tokenizer(texts, max_length=self.maxlen)
         features = [dict(zip(encoded, row, strict=True)) for row in zip(*encoded.values(), strict=True)]
-        needs_all = self.layers not in ((-1,), "last")
+        # a sequence-level head would leave only the first position of the last layer
+        needs_all = self.layers not in ((-1,), "last") or getattr(self.model.head, "first_only", False)
         for chosen, batch, out in batched_outputs(self.model, features, pad_id=self.tokenizer.pad_id or 0,
                                                   batch_size=self.batch_size, output_hidden_states=needs_all,
                                                   progress="features" if progress else None):

@@ -71,6 +71,17 @@ def test_sentence_and_token_vectors_equal_transformers(loaded, reference, layers
         np.testing.assert_allclose(vectors, expected[i, : len(words)], atol=1e-5)
 
 
+def test_a_classifier_gives_every_positions_features(model_dir, loaded, reference):
+    """A sequence classifier computes only the first position of its last layer for its logits;
+    as a feature extractor it still gives every position."""
+    states, _, tokens = reference
+    classifier = bertkit.load_model(model_dir, head="classification", num_labels=2)
+    extractor = FeatureExtractor(classifier, loaded[1], pooling="mean", layers="last", normalize=False)
+    for i, (words, vectors) in enumerate(extractor.token_vectors(TEXTS)):
+        assert words == tokens[i]
+        np.testing.assert_allclose(vectors, states[i, : len(words), -1], atol=1e-5)
+
+
 def test_layer_choices_need_enough_layers(tmp_path, model_dir):
     from finetune_helpers import make_tiny_model
 

@@ -120,6 +120,51 @@ def test_packed_training_gives_the_padded_loss_and_gradients(family: str) -> Non
         torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def _no_dropout(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "dropout") and isinstance(module.dropout, float):
+            module.dropout = 0.0
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert"])
+@pytest.mark.parametrize("head", ["classification", "multiple_choice"])
+def test_sequence_heads_compute_only_the_first_position_in_the_last_layer(family: str, head: str) -> None:
+    """Sequence-level heads read one position, so the encoder's last layer computes no other: the
+    logits and every gradient equal the full computation's, padded and packed alike."""
+    model = _model(family, head).train()
+    _no_dropout(model)
+    shape = (3, 2, 6) if head == "multiple_choice" else (6, 6)
+    ids = torch.randint(3, 99, (6, 6))
+    ids[1, 3:], ids[2, 2:], ids[4, 1:] = 0, 0, 0  # lengths 6, 3, 2, 6, 1, 6
+    ids = ids.view(shape)
+    mask = (ids != 0).long()
+    runs = []
+    for mode in ("full", "padded", "packed"):
+        model.zero_grad()
+        if mode == "full":  # the head on every position's last-layer state
+            flat = ids.flatten(0, -2), mask.flatten(0, -2)
+            hidden, _, pooled = model.encoder(*flat)
+            logits = model.head.logits(hidden, pooled).view(*shape[:-1], -1)
+        else:
+            with packed_encoding(model, mode == "packed"):
+                out = model(ids, mask)
+            assert out.last_hidden_state.shape[1] == 1  # only the first position was computed
+            logits = out.logits.reshape(*shape[:-1], -1)
+        logits.square().sum().backward()
+        runs.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (full, full_grads), *others = runs
+    for logits, grads in others:
+        torch.testing.assert_close(logits, full, atol=1e-5, rtol=1e-4)
+        assert grads.keys() == full_grads.keys()
+        for name, grad in full_grads.items():
+            torch.testing.assert_close(grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    with torch.no_grad():  # hidden states asked for: every position of every layer
+        out = model(ids, mask, output_hidden_states=True)
+    assert out.last_hidden_state.shape[-2] == shape[-1]
+
+
 def test_packed_training_applies_dropout() -> None:
     model = _model("bert", "classification")
     model.train()
