@@ -258,12 +258,12 @@ def _cell(held: dict | None, key: str) -> str:
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| row | pre-training steps | held-out MLM acc. (80/10/10) | held-out MLM acc. ([MASK] only) | held-out next-token acc. "
+    lines = ["| row | pre-training steps (minutes) | held-out MLM acc. (80/10/10) | held-out MLM acc. ([MASK] only) | held-out next-token acc. "
              "| rotten_tomatoes acc., mean ± std | paper, same row |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results.values():
         held = r.get("held_out")
-        steps = f"{r['pretrain_steps']:,}" if "pretrain_steps" in r else "—"
+        steps = f"{r['pretrain_steps']:,} ({r['pretrain_minutes']:.1f})" if "pretrain_steps" in r else "—"
         lines.append(f"| {r['row']['label']} | {steps} | {_cell(held, 'mlm_accuracy')} | {_cell(held, 'mlm_accuracy_mask_only')} "
                      f"| {_cell(held, 'lm_accuracy')} | {r['mean']:.4f} ± {r['std']:.4f} | {r['row']['paper'] or '—'} |")
     return "\n".join(lines)

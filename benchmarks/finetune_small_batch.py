@@ -155,7 +155,8 @@ def profile_steps(shared: dict, args, batch_size: int) -> dict:
     model = bertkit.load_model(shared["folder"], head="classification", labels=CLASSES)
     learner = get_learner(model, shared["train_data"], batch_size=batch_size)
     n = args.profile_steps
-    with _baseline_step(args.baseline), profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _baseline_step(args.baseline), _full_last_layer(args.full_last_layer), \
+            profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         learner.train(args.lr, 1, schedule="onecycle", max_steps=n, seed=args.seed, progress=True)
         seconds = time.perf_counter() - start
@@ -164,7 +165,7 @@ def profile_steps(shared: dict, args, batch_size: int) -> dict:
     figures = {name: round(phases.get(name, 0.0), 1) for name in PHASES}
     figures["sum"] = round(sum(figures.values()), 1)
     figures["wall"] = round(1e3 * seconds / n, 1)
-    label = "baseline" if args.baseline else "bertkit"
+    label = "baseline" if args.baseline else "full last layer" if args.full_last_layer else "bertkit"
     print(f"{label} batch {batch_size}, ms per step (profiled): " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     return figures
 
@@ -185,6 +186,19 @@ def _baseline_step(enabled: bool):
         loop.build_optimizer, loop.clip_grad_norm = saved
 
 
+@contextlib.contextmanager
+def _full_last_layer(enabled: bool):
+    """The classifier's last layer computed at every position, as before `first_only`."""
+    from bertkit.model.heads import SequenceClassifier
+
+    saved = SequenceClassifier.first_only
+    SequenceClassifier.first_only = saved and not enabled
+    try:
+        yield
+    finally:
+        SequenceClassifier.first_only = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-examples", type=int, default=1200, help="first N training reviews (7677 in all)")
@@ -198,6 +212,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile-steps", type=int, default=0, help="profile N bertkit steps instead")
     parser.add_argument("--baseline", action="store_true", help="profile the step before the row-wise optimizer")
+    parser.add_argument("--full-last-layer", action="store_true",
+                        help="profile the step with the last layer computed at every position (before first_only)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()

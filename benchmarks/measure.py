@@ -29,15 +29,21 @@ def matmul_peak_gflops(repeats: int = 5) -> float:
 
 
 def encoder_flops(lengths: Sequence[int], hidden: int, intermediate: int, layers: int, labels: int) -> float:
-    """Useful (non-padding) FLOPs of an encoder + pooler + classifier over sequences of `lengths`.
+    """Useful FLOPs of a sequence classifier (encoder + pooler + classifier) over sequences of
+    `lengths`: the work its logits need, no padding.
 
     Per layer and sequence of n tokens: 2·n·(4h² + 2h·i) for the query/key/value, output and
-    feed-forward matrices, plus 4·n²·h for attention scores and their weighted sum; 2h² + 2h·k for
-    the pooler and classifier. Embedding look-ups, norms and activations are not counted.
+    feed-forward matrices, plus 4·n²·h for attention scores and their weighted sum. The logits read
+    the first position alone, so the last layer needs the keys and values of every token
+    (2·n·2h²) but the query, attention, output and feed-forward work of that one position only
+    (2·(2h² + 2h·i) + 4·n·h). 2h² + 2h·k for the pooler and classifier. Embedding look-ups, norms
+    and activations are not counted.
     """
     per_token = 2 * (4 * hidden * hidden + 2 * hidden * intermediate)
-    total = sum(layers * (n * per_token + 4 * n * n * hidden) for n in lengths)
-    return float(total + len(lengths) * (2 * hidden * hidden + 2 * hidden * labels))
+    full = sum((layers - 1) * (n * per_token + 4 * n * n * hidden) for n in lengths)
+    last = sum(4 * n * hidden * hidden + 2 * (2 * hidden * hidden + 2 * hidden * intermediate) + 4 * n * hidden
+               for n in lengths)
+    return float(full + last + len(lengths) * (2 * hidden * hidden + 2 * hidden * labels))
 
 
 def _rss_bytes() -> int:

@@ -204,7 +204,7 @@ def main() -> None:
                "maxlen": args.maxlen, "threads": threads, "tokens": int(sum(lengths)),
                "pipeline_batch_size": pipe_batch, "loop_batch_size": loop_batch,
                "fp32_matmul_peak_gflops": peak, "useful_flops_per_run": flops,
-               "how": "useful FLOPs = non-padding matmul work of encoder+pooler+classifier (benchmarks/measure.py);"
+               "how": "useful FLOPs = the matmul work the logits need: no padding, and in the last layer only keys and values beyond the first position (benchmarks/measure.py);"
                       " peak = best median torch.mm fp32 GFLOPS over encoder-like shapes, measured before and"
                       " after the runs (max); throughput = median of round-robin repeats; peak MB = RSS above"
                       " the level at the start of a run", "rows": rows}

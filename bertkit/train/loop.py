@@ -288,8 +288,6 @@ def _after_step(run: _Run, epoch_done: bool) -> None:
         _evaluate(run)
     due_ckpt = config.checkpoint_every and state.step % config.checkpoint_every == 0
     saved = due_ckpt or epoch_done or _finished(state) or state.should_stop
-    if saved:  # a checkpoint holds AdamW's exact weights
-        _sync_weights(run)
     if saved:
         _checkpoint(run)
     _call(run.callbacks, "on_step_end", state)
@@ -305,6 +303,9 @@ def _sync_weights(run: _Run) -> None:
 
 
 def _checkpoint(run: _Run) -> None:
+    """Save a checkpoint (when the run has a folder) of AdamW's exact weights: deferred
+    embedding-row updates are brought in first, also for the caller that reads the weights next."""
+    _sync_weights(run)
     if run.config.checkpoint_dir:
         save_checkpoint(
             run.config.checkpoint_dir, model=run.model, optimizer=run.optimizer,

@@ -158,6 +158,35 @@ def test_fit_row_wise_equals_dense_adamw(monkeypatch):
     )
 
 
+class StopAt:
+    """A callback that ends training after `step` steps, as a time budget does."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, state) -> None:
+        state.should_stop = state.step >= self.step
+
+
+def test_a_checkpoint_of_a_run_a_callback_stopped_holds_adamws_weights(tmp_path, monkeypatch):
+    """The checkpoint written when a callback stops the run holds standard AdamW's weights, the
+    weight decay that untouched rows owe included."""
+    import safetensors.torch
+
+    rows = data(48)
+    lengths = [len(r["input_ids"]) for r in rows]
+    config = TrainConfig(lr=0.02, epochs=2, batch_size=4, weight_decay=0.1, progress=False,
+                         checkpoint_every=1000, checkpoint_dir=str(tmp_path / "ckpt"))
+    fit(wide_toy(), rows, loss_fn, config, collate=collate, lengths=lengths, callbacks=[StopAt(3)])
+    saved = safetensors.torch.load_file(str(step_dirs(tmp_path / "ckpt")[-1] / "model.safetensors"))
+    monkeypatch.setattr("bertkit.train.rowwise.ROW_UPDATE_MIN_ROWS", 10**9)  # every table dense
+    dense = wide_toy()
+    fit(dense, rows, loss_fn, TrainConfig(**{**config.__dict__, "checkpoint_dir": None}),
+        collate=collate, lengths=lengths, callbacks=[StopAt(3)])
+    for name, tensor in dense.state_dict().items():
+        torch.testing.assert_close(saved[name], tensor, atol=2e-6, rtol=1e-5, msg=name)
+
+
 def crashing_loss_fn(at_call: int):
     """`loss_fn` that dies on its `at_call`-th call: a kill that needs no callback (callbacks read
     synced weights, which would apply the deferred decay at every step)."""
