@@ -98,9 +98,12 @@ class SelfAttention(nn.Module):
         fused projection is computed for the rows that need it."""
         hidden = x.shape[-1]
         weight, bias = self.qkv.weight, self.qkv.bias
-        q = F.linear(first, weight[:hidden], bias[:hidden]).unflatten(-1, (self.num_heads, -1))
-        k, v = F.linear(x, weight[hidden:], bias[hidden:]).unflatten(-1, (2, self.num_heads, -1)).unbind(-3)
-        return q, k, v
+        if isinstance(weight, torch.Tensor):
+            q, kv = F.linear(first, weight[:hidden], bias[:hidden]), F.linear(x, weight[hidden:], bias[hidden:])
+        else:  # a quantised projection (int8) has no weight rows to slice: project, then slice
+            q, kv = self.qkv(first)[..., :hidden], self.qkv(x)[..., hidden:]
+        k, v = kv.unflatten(-1, (2, self.num_heads, -1)).unbind(-3)
+        return q.unflatten(-1, (self.num_heads, -1)), k, v
 
     def forward_packed(self, x: torch.Tensor, lengths: list[int], firsts: torch.Tensor | None = None) -> torch.Tensor:
         """x: (tokens, hidden), the real tokens of several sequences back to back.
