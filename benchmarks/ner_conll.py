@@ -165,12 +165,11 @@ def main() -> None:
         print("bertkit:", figures["bertkit"], flush=True)
         figures["transformers"] = run_transformers(model_path, sets, args, tags.tags)
         print("transformers:", figures["transformers"], flush=True)
-    if args.bilstm_epochs or args.bilstm_only:
-        figures["bertkit_bilstm"] = run_bertkit(model_path, sets, args, tagger="bilstm")
-    if not args.bilstm_only:
         ratio = figures["bertkit"]["sentences_per_s"] / figures["transformers"]["sentences_per_s"]
         figures["throughput_ratio"] = round(ratio, 3)
         figures["test_f1_difference_points"] = round(figures["bertkit"]["test_f1"] - figures["transformers"]["test_f1"], 2)
+    if args.bilstm_epochs or args.bilstm_only:
+        figures["bertkit_bilstm"] = run_bertkit(model_path, sets, args, tagger="bilstm")
     figures["settings"] = {k: os.path.relpath(v, ROOT) if isinstance(v, Path) else v
                            for k, v in vars(args).items() if k != "out"}
     for side in ("transformers", "bertkit", "bertkit_bilstm"):
@@ -178,7 +177,7 @@ def main() -> None:
             f = figures[side]
             print(f"{side:>14}: dev F1 {f['dev_f1']:.2f}, test F1 {f['test_f1']:.2f}, "
                   f"{f['sentences_per_s']:.1f} sentences/s ({f['train_seconds']:.1f} s training)")
-    if not args.bilstm_only:
+    if "throughput_ratio" in figures:
         print(f"throughput ratio (bertkit / transformers): {figures['throughput_ratio']:.2f}; test F1 difference "
               f"{figures['test_f1_difference_points']:+.2f} points")
     if args.out:

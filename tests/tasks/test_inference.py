@@ -96,15 +96,19 @@ def test_packed_encoder_skips_padding() -> None:
     assert states is not None  # hidden states take the ordinary path
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert"])
-def test_packed_training_gives_the_padded_loss_and_gradients(family: str) -> None:
-    model = _model(family, "token_classification")
-    model.train()
-    for module in model.modules():  # dropout draws differ between the two layouts: switch it off
+def _no_dropout(model: torch.nn.Module) -> None:
+    for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
         if hasattr(module, "dropout") and isinstance(module.dropout, float):
             module.dropout = 0.0
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert"])
+def test_packed_training_gives_the_padded_loss_and_gradients(family: str) -> None:
+    model = _model(family, "token_classification")
+    model.train()
+    _no_dropout(model)  # dropout draws differ between the two layouts
     ids = torch.tensor([[5, 6, 7, 8, 9, 4], [9, 10, 11, 0, 0, 0], [12, 13, 0, 0, 0, 0]])
     mask, labels = (ids != 0).long(), torch.randint(0, 2, ids.shape)
     grads = []
@@ -118,14 +122,6 @@ def test_packed_training_gives_the_padded_loss_and_gradients(family: str) -> Non
     assert grads[0].keys() == grads[1].keys()
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
-
-
-def _no_dropout(model: torch.nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if hasattr(module, "dropout") and isinstance(module.dropout, float):
-            module.dropout = 0.0
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert"])
