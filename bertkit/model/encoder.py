@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import EncoderConfig
+from .dropout import Dropout, attention
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(max_positions, size)
         self.token_type = nn.Embedding(type_vocab_size, size) if type_vocab_size else None
         self.norm = nn.LayerNorm(size, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pad_token_id = pad_token_id
         self.position_offset = position_offset
 
@@ -87,9 +88,7 @@ class SelfAttention(nn.Module):
         else:
             # (batch, seq, 3, heads, head_dim) -> three (batch, heads, seq, head_dim)
             q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        out = attention(q, k, v, mask, self.dropout if self.training else 0.0)
         return self.output(out.transpose(1, 2).reshape(batch, q.shape[2], hidden))
 
     def _first_qkv(self, first: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -119,10 +118,8 @@ class SelfAttention(nn.Module):
             q, k, v = self._first_qkv(x[firsts], x)  # (sequences, heads, dim), (tokens, heads, dim) x 2
             for i, n in enumerate(lengths):
                 # (1, heads, 1 | n, dim): one query against the sequence's keys
-                one = F.scaled_dot_product_attention(q[i, :, None, None].transpose(0, 1),
-                                                     k[start : start + n].transpose(0, 1).unsqueeze(0),
-                                                     v[start : start + n].transpose(0, 1).unsqueeze(0),
-                                                     dropout_p=dropout)
+                one = attention(q[i, :, None, None].transpose(0, 1), k[start : start + n].transpose(0, 1).unsqueeze(0),
+                                v[start : start + n].transpose(0, 1).unsqueeze(0), None, dropout)
                 outs.append(one.reshape(1, hidden))
                 start += n
             return self.output(torch.cat(outs))
@@ -130,7 +127,7 @@ class SelfAttention(nn.Module):
         for n in lengths:
             # (1, heads, n, dim) views: 4-D inputs let SDPA pick its fused (flash) kernel on CPU too
             q, k, v = qkv[start : start + n].permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
-            outs.append(F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)[0].transpose(0, 1))
+            outs.append(attention(q, k, v, None, dropout)[0].transpose(0, 1))
             start += n
         return self.output(torch.cat(outs).reshape(tokens, hidden))
 
@@ -155,7 +152,7 @@ class Layer(nn.Module):
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.feed_forward = FeedForward(config.hidden_size, config.intermediate_size, config.activation)
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
         """`first_only`: the first position's output alone, (batch, 1, hidden)."""

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..config import EncoderConfig
 from ..families import ClassifierLayout
+from .dropout import Dropout
 from .encoder import Encoder, activation
 
 Head = Literal["mlm", "pretraining", "classification", "token_classification", "qa", "multiple_choice",
@@ -61,7 +62,7 @@ class PairClassifier(nn.Module):
 
     def __init__(self, hidden_size: int, dropout: float) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, 2)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -118,7 +119,7 @@ class SequenceClassifier(TaskHead):
         self.dense = nn.Linear(hidden_size, hidden_size) if layout.dense_act else None
         self.act = activation(layout.dense_act) if layout.dense_act else None
         self.dropout_before_dense = layout.dropout_before_dense
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_labels)
 
     def logits(self, hidden: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
@@ -148,7 +149,7 @@ class TokenClassifier(TaskHead):
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_labels)
 
     def logits(self, hidden: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
@@ -160,7 +161,7 @@ class SpanHead(TaskHead):
 
     def __init__(self, hidden_size: int, dropout: float) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(hidden_size, 2)
 
     def logits(self, hidden: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
@@ -182,7 +183,7 @@ class BiLstmTagger(nn.Module):
         self.layers = min(self.LAYERS, encoder_layers)  # fewer in encoders of fewer layers
         self.lstm = nn.LSTM(self.layers * hidden_size, hidden_size, num_layers=self.DEPTH, batch_first=True,
                             bidirectional=True, dropout=dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(2 * hidden_size, num_labels)
 
     def forward(self, encoder: Encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
