@@ -14,6 +14,7 @@ anneal to ~0, momentum not cycled), gradient clipping at 1.0, seed 42.
 Throughput = training examples per second of training (tokenisation and validation excluded).
 
     python benchmarks/finetune_small_batch.py [--train-examples 1200] [--batch-sizes 6 16]
+    python benchmarks/finetune_small_batch.py --seeds 3              # mean accuracy over three seeds
     python benchmarks/finetune_small_batch.py --profile-steps 40   # where a batch-6 step's time goes
 Target at batch 6: throughput ratio bertkit / plain loop >= 2.0 at accuracy within 1 point.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -210,6 +212,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="repeat the comparison with seeds SEED, SEED+1, ...; report mean accuracy and median ratio")
     parser.add_argument("--profile-steps", type=int, default=0, help="profile N bertkit steps instead")
     parser.add_argument("--baseline", action="store_true", help="profile the step before the row-wise optimizer")
     parser.add_argument("--full-last-layer", action="store_true",
@@ -223,11 +227,16 @@ def main() -> None:
     _warm_up()
     with tempfile.TemporaryDirectory() as tmp:
         for batch_size in args.batch_sizes:
-            shared = prepare(args, batch_size, Path(tmp) / f"start-{batch_size}")
             if args.profile_steps:
+                shared = prepare(args, batch_size, Path(tmp) / f"start-{batch_size}")
                 figures[f"profile_batch_{batch_size}"] = profile_steps(shared, args, batch_size)
                 continue
-            figures[f"batch_{batch_size}"] = compare(shared, args, batch_size, tmp)
+            runs = []
+            for seed in range(args.seed, args.seed + args.seeds):  # a fresh head and data order each
+                seeded = argparse.Namespace(**vars(args) | {"seed": seed})
+                shared = prepare(seeded, batch_size, Path(tmp) / f"start-{batch_size}-{seed}")
+                runs.append(compare(shared, seeded, batch_size, tmp))
+            figures[f"batch_{batch_size}"] = runs[0] if len(runs) == 1 else summarise(runs, batch_size)
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
 
@@ -264,6 +273,28 @@ def compare(shared: dict, args, batch_size: int, tmp: str) -> dict:
                 result[f"accuracy_points_vs_{other}"] = round(points, 2)
                 print(f"batch {batch_size:>2} bertkit / {other}: {ratio:.2f}x, accuracy {points:+.2f} points")
     return result
+
+
+def summarise(runs: list[dict], batch_size: int) -> dict:
+    """Several seeds' comparisons: each side's mean (sd) accuracy and median examples/s, bertkit's
+    median ratio to each side (each ratio from one seed's side-by-side run) and mean accuracy gap."""
+    summary: dict = {"seeds": runs}
+    for side in [k for k in runs[0] if isinstance(runs[0][k], dict)]:
+        accuracies = [r[side]["accuracy"] for r in runs]
+        summary[side] = {"accuracy_mean": round(statistics.mean(accuracies), 4),
+                         "accuracy_sd": round(statistics.stdev(accuracies), 4),
+                         "examples_per_s_median": statistics.median(r[side]["examples_per_s"] for r in runs)}
+        f = summary[side]
+        print(f"batch {batch_size:>2} {side:>12}, {len(runs)} seeds: accuracy {f['accuracy_mean']:.4f} "
+              f"± {f['accuracy_sd']:.4f}, {f['examples_per_s_median']:.1f} examples/s (median)")
+    for other in ("transformers", "trainer"):
+        if f"ratio_vs_{other}" in runs[0]:
+            ratio = statistics.median(r[f"ratio_vs_{other}"] for r in runs)
+            points = statistics.mean(r[f"accuracy_points_vs_{other}"] for r in runs)
+            summary[f"ratio_vs_{other}"], summary[f"accuracy_points_vs_{other}"] = round(ratio, 3), round(points, 2)
+            print(f"batch {batch_size:>2} bertkit / {other}, {len(runs)} seeds: {ratio:.2f}x (median), "
+                  f"accuracy {points:+.2f} points (mean)")
+    return summary
 
 
 if __name__ == "__main__":
