@@ -213,7 +213,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--seeds", type=int, default=1,
-                        help="repeat the comparison with seeds SEED, SEED+1, ...; report mean accuracy and median ratio")
+                        help="repeat the comparison with seeds SEED, SEED+1, ..., each run starting with the next side; "
+                             "report mean accuracy and median ratio")
     parser.add_argument("--profile-steps", type=int, default=0, help="profile N bertkit steps instead")
     parser.add_argument("--baseline", action="store_true", help="profile the step before the row-wise optimizer")
     parser.add_argument("--full-last-layer", action="store_true",
@@ -232,10 +233,10 @@ def main() -> None:
                 figures[f"profile_batch_{batch_size}"] = profile_steps(shared, args, batch_size)
                 continue
             runs = []
-            for seed in range(args.seed, args.seed + args.seeds):  # a fresh head and data order each
-                seeded = argparse.Namespace(**vars(args) | {"seed": seed})
-                shared = prepare(seeded, batch_size, Path(tmp) / f"start-{batch_size}-{seed}")
-                runs.append(compare(shared, seeded, batch_size, tmp))
+            for turn in range(args.seeds):  # a fresh head and data order each
+                seeded = argparse.Namespace(**vars(args) | {"seed": args.seed + turn})
+                shared = prepare(seeded, batch_size, Path(tmp) / f"start-{batch_size}-{seeded.seed}")
+                runs.append(compare(shared, seeded, batch_size, tmp, turn))
             figures[f"batch_{batch_size}"] = runs[0] if len(runs) == 1 else summarise(runs, batch_size)
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
@@ -256,11 +257,15 @@ def _warm_up() -> None:
     torch.optim.AdamW(table.parameters()).step()
 
 
-def compare(shared: dict, args, batch_size: int, tmp: str) -> dict:
+def compare(shared: dict, args, batch_size: int, tmp: str, turn: int = 0) -> dict:
+    """One side-by-side run of `args.sides`; `turn` rotates which side goes first (the machine's
+    speed drifts over minutes, so repeated runs take turns)."""
     runners = {"bertkit": lambda: run_bertkit(shared, args, batch_size),
                "transformers": lambda: run_plain_loop(shared, args, batch_size),
                "trainer": lambda: run_trainer(shared, args, batch_size, str(Path(tmp) / "trainer"))}
-    result = {side: runners[side]() for side in args.sides}
+    first = turn % len(args.sides)
+    result = {side: runners[side]() for side in args.sides[first:] + args.sides[:first]}
+    result = {side: result[side] for side in args.sides}  # printed and saved in the usual order
     for side, f in result.items():
         print(f"batch {batch_size:>2} {side:>12}: accuracy {f['accuracy']:.4f}, {f['examples_per_s']:.1f} "
               f"examples/s ({f['train_seconds']:.1f} s)")
