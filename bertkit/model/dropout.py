@@ -1,4 +1,4 @@
-"""Dropout whose random mask costs a sixth of PyTorch's on the CPU, and attention that uses it.
+"""Dropout whose random mask is cheaper to draw on the CPU than PyTorch's, and attention that uses it.
 
 On the CPU, PyTorch draws a dropout mask element by element from its Mersenne Twister
 (`bernoulli_`), about 10 ns an element, single-threaded: at batch 6 the masks of a 6-layer encoder
