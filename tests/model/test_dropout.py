@@ -86,3 +86,54 @@ def test_attention_dropout_draws_from_torch_generator():
     torch.manual_seed(7)
     assert torch.equal(attention(q, k, v, None, 0.5), first)
     assert not torch.allclose(first, attention(q, k, v, None, 0.0))
+
+
+def _spread(run, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of each output element over `n` training-mode passes (fresh masks each)."""
+    outs = torch.stack([run() for _ in range(n)])
+    return outs.mean(0), outs.var(0)
+
+
+@pytest.mark.parametrize("kind", ["hidden", "attention"])
+@pytest.mark.parametrize("head", [None, "classification"])
+def test_dropout_noise_matches_transformers(head, kind):
+    """Same weights, same input, training mode, one kind of dropout on: the outputs' spread over
+    many masks equals that of `transformers`' BERT, so both drop at the same places at the same
+    rates. Turning one dropout off (the last layer's, or the classifier's) moves the spread far outside the bounds."""
+    import transformers as hf
+
+    from bertkit import BertkitModel, EncoderConfig
+    from bertkit.model.checkpoint import load_state
+
+    torch.manual_seed(0)
+    rates = {"hidden_dropout_prob": 0.3 if kind == "hidden" else 0.0,
+             "attention_probs_dropout_prob": 0.5 if kind == "attention" else 0.0}
+    config = hf.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=37, max_position_embeddings=64, num_labels=8, **rates)
+    reference = (hf.BertForSequenceClassification if head else hf.BertModel)(config).train()
+    ours = BertkitModel(EncoderConfig.from_hf(config.to_dict()), head=head, num_labels=8 if head else None).train()
+    load_state(ours, reference.state_dict())
+    # the embeddings' dropout drowns the layers' in a random tiny model: off on both sides
+    ours.encoder.embeddings.dropout.p = 0.0
+    (reference.bert if head else reference).embeddings.dropout.p = 0.0
+    ids = torch.randint(3, 99, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    real = mask.bool()
+
+    def spread(model):
+        pick = (lambda out: out.logits) if head else (lambda out: out.last_hidden_state[real])
+        return _spread(lambda: pick(model(input_ids=ids, attention_mask=mask)), 400)
+
+    with torch.no_grad():
+        (m1, v1), (m2, v2) = spread(ours), spread(reference)
+        last = ours.encoder.layers[-1]
+        if kind == "attention":
+            last.attention.dropout = 0.0
+        else:  # the classifier's dropout dominates the spread of logits
+            (ours.classifier if head else last).dropout.p = 0.0
+        _, v_missing = spread(ours)
+    assert 0.92 < (v1.mean() / v2.mean()).item() < 1.08
+    assert (v_missing.mean() / v2.mean()).item() < 0.8
+    # the means agree to a few standard errors of a 400-pass average
+    assert ((m1 - m2).abs().mean() < 4 * (v2.mean() / 400) ** 0.5).item()
