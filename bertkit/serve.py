@@ -1,7 +1,9 @@
 """`bertkit serve`: a predictor behind HTTP (FastAPI + uvicorn) with dynamic batching of requests.
 
 POST /predict, GET /health, GET /info. Concurrent requests are gathered into one model batch (up
-to `max_batch` examples, waiting at most `max_wait_ms` for more); one worker thread runs the model.
+to `max_batch` examples, waiting at most `max_wait_ms` for more; requests that queued while the
+model was busy always join the next batch, even with `max_wait_ms=0`); one worker thread runs the
+model.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route functions' annotations, and
@@ -121,11 +123,17 @@ class Batcher:
             jobs = [await self.queue.get()]
             size = len(jobs[0][0])
             deadline = time.monotonic() + self.max_wait
-            while size < self.max_batch and (left := deadline - time.monotonic()) > 0:
-                try:
-                    job = await asyncio.wait_for(self.queue.get(), left)
-                except asyncio.TimeoutError:
-                    break
+            while size < self.max_batch:
+                try:  # requests already waiting (they queued while the model ran) join at no cost
+                    job = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(self.queue.get(), left)
+                    except asyncio.TimeoutError:
+                        break
                 jobs.append(job)
                 size += len(job[0])
             await self._answer(jobs)
@@ -242,7 +250,8 @@ def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: 
         host: address to listen on.
         port: TCP port.
         max_batch: most examples the model sees in one batch.
-        max_wait_ms: longest a request waits for others to share its batch.
+        max_wait_ms: longest a request waits for others to share its batch (0: no waiting; requests
+            that queued while the model was busy still share the next batch).
         batching: gather concurrent requests into batches (--no-batching runs each request alone).
         max_texts: most texts (or pairs) per request; more gives 413.
         max_chars: most characters per text; more gives 413.

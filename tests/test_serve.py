@@ -90,6 +90,16 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
     assert sum(model.sizes) == 16 and len(model.sizes) < 16 and max(model.sizes) > 1
 
 
+def test_requests_queued_while_the_model_runs_share_the_next_batch_without_waiting() -> None:
+    """max_wait_ms=0 waits for nobody, yet whatever queued during the last batch goes in together."""
+    model = Recorder(delay=0.5)
+    app = create_app(model, {}, max_batch=64, max_wait_ms=0)
+    with running(app) as url, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: post(url, {"text": str(i)}), range(8)))
+    assert [body["prediction"]["echo"] for _, body in answers] == [str(i) for i in range(8)]
+    assert sum(model.sizes) == 8 and len(model.sizes) <= 3 and max(model.sizes) >= 4, model.sizes
+
+
 def test_a_failing_request_does_not_fail_those_batched_with_it() -> None:
     app = create_app(Recorder(delay=0.05), {}, max_wait_ms=300)
     with running(app) as url, ThreadPoolExecutor(4) as pool:
