@@ -97,6 +97,7 @@ def fit(
     state = run.state
     # embedding tables send row-wise gradients to RowAdamW (DDP all-reduces dense ones only)
     rowwise = isinstance(run.optimizer, RowAdamW) and run.ddp_model is run.model
+    run.ddp_model.train()
     try:
         with row_gradients(model, run.optimizer, enabled=rowwise), _interruptible() as run.interrupted:
             while not (_finished(state) or state.should_stop):
@@ -229,7 +230,8 @@ def _interruptible() -> Iterator[Callable[[], bool]]:
 
 def _accumulate(run: _Run, window: list[list[int]]) -> tuple[torch.Tensor, dict[str, float], int]:
     """Forward + backward over the micro-batches of one optimizer step; returns their mean loss."""
-    run.ddp_model.train()
+    if not run.ddp_model.training:  # evaluation, or a callback, left the model in eval mode
+        run.ddp_model.train()
     total_loss = torch.zeros((), device=run.device)
     metrics: dict[str, float] = {}
     examples = 0

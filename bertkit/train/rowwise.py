@@ -5,9 +5,10 @@ its decaying moments keep moving it. Rows with non-zero moments ("active") are t
 every step like any dense tensor. Rows that never had a gradient have zero moments, so AdamW only
 multiplies them by (1 - lr * weight_decay) each step; that product is kept as one number and applied
 when a forward pass is about to read such a row, or when the weights are read (`sync_weights`).
-The moments of active rows live in compact buffers (one row per active row, in the order the rows
-became active), so a step gathers and scatters only the weight rows; the full-size AdamW state is
-written back when it is read (`state_dict`).
+The weights, gradients and moments of active rows live in compact buffers (one row per active row,
+in the order the rows became active), which AdamW updates in place. The table itself receives only
+the rows a forward pass is about to read, and all of them when the weights are read; the full-size
+AdamW state is written back when it is read (`state_dict`).
 """
 
 from __future__ import annotations
@@ -71,15 +72,15 @@ class RowAdamW(torch.optim.AdamW):
                 state["step"] = torch.zeros((), dtype=torch.float32, device=device)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            rows = self._rows[p] = _RowState(state)
+            rows = self._rows[p] = _RowState(state, p)
         return rows
 
     def prepare_rows(self, p: nn.Parameter, ids: torch.Tensor) -> None:
         """Bring the rows `ids` of `p` up to date before a forward pass reads them."""
         rows = self._row_state(p)
-        if rows.pending != 1.0:  # nothing is owed right after a sync (e.g. evaluation)
+        if rows.pending != 1.0 or rows.stale:  # nothing is owed right after a sync (e.g. evaluation)
             with torch.no_grad():
-                rows.activate(p, ids.unique())
+                rows.refresh(p, ids.unique())
 
     def _row_step(self, p: nn.Parameter, group: dict[str, Any]) -> None:
         rows = self._row_state(p)
@@ -87,13 +88,12 @@ class RowAdamW(torch.optim.AdamW):
         index, values = grad.indices()[0], grad.values()
         rows.activate(p, index[(values != 0).any(dim=1)])  # rows a forward pass did not announce
         n = rows.count
-        order = rows.order[:n]
-        # (active rows + 1 spare, dim): touched rows that stay inactive had zero gradients
-        dense = torch.zeros(n + 1, p.shape[1], dtype=p.dtype, device=p.device)
-        dense[rows.slot[index]] = values.to(p.dtype)
-        weight = p.index_select(0, order)
-        _adamw(weight, dense[:n], rows.exp_avg[:n], rows.exp_avg_sq[:n], self.state[p]["step"], group)
-        p.index_copy_(0, order, weight)
+        # touched rows that stay inactive had zero gradients: they go to the spare row past the end
+        slots = rows.slot[index]
+        rows.grad[slots] = values.to(p.dtype)
+        _adamw(rows.weight[:n], rows.grad[:n], rows.exp_avg[:n], rows.exp_avg_sq[:n], self.state[p]["step"], group)
+        rows.grad[slots] = 0.0
+        rows.stale = True
         rows.pending *= 1.0 - group["lr"] * group["weight_decay"]
 
     def sync_weights(self) -> None:
@@ -116,10 +116,10 @@ class RowAdamW(torch.optim.AdamW):
 
 
 class _RowState:
-    """Which rows of one table have had a gradient, their moments (compact), and the decay owed
-    to the others."""
+    """Which rows of one table have had a gradient; their weights, gradients and moments (compact);
+    and the decay owed to the others."""
 
-    def __init__(self, state: dict[str, Any]) -> None:
+    def __init__(self, state: dict[str, Any], p: torch.Tensor) -> None:
         if "active_rows" in state:
             active = state["active_rows"] != 0  # (rows,)
         else:  # a plain AdamW state: rows that ever had a gradient have non-zero moments
@@ -130,19 +130,26 @@ class _RowState:
         self.order = torch.zeros(0, dtype=torch.long, device=active.device)  # slot -> row
         self.exp_avg = full.new_zeros(0, full.shape[1])
         self.exp_avg_sq = full.new_zeros(0, full.shape[1])
+        self.weight = p.new_zeros(0, p.shape[1])  # ahead of the table's rows while `stale`
+        self.grad = p.new_zeros(1, p.shape[1])  # zero between steps; one spare row past `count`
         self.count = 0
         self.pending = 1.0  # product of (1 - lr * wd) over the steps since the last flush
-        self._add(active.nonzero().squeeze(1), state)
+        self.stale = False  # the table's active rows are behind `weight`
+        self._add(active.nonzero().squeeze(1), p, state)
 
-    def _add(self, new: torch.Tensor, state: dict[str, Any] | None = None) -> None:
-        """Give the rows `new` the next slots; their moments come from `state` (else zero)."""
+    def _add(self, new: torch.Tensor, p: torch.Tensor, state: dict[str, Any] | None = None) -> None:
+        """Give the rows `new` the next slots, with their weights from `p` and their moments from
+        `state` (else zero)."""
         n, k = self.count, len(new)
-        if n + k > len(self.order):  # grow the buffers geometrically
+        if n + k >= len(self.grad):  # grow the buffers geometrically (`grad` keeps a spare row)
             capacity = max(n + k, 2 * len(self.order), 256)
             self.order = _grown(self.order, capacity, n)
             self.exp_avg = _grown(self.exp_avg, capacity, n)
             self.exp_avg_sq = _grown(self.exp_avg_sq, capacity, n)
+            self.weight = _grown(self.weight, capacity, n)
+            self.grad = self.grad.new_zeros(capacity + 1, self.grad.shape[1])
         self.order[n : n + k] = new
+        self.weight[n : n + k] = p[new]
         if state is not None:  # slots past `count` are still zero otherwise
             self.exp_avg[n : n + k] = state["exp_avg"][new]
             self.exp_avg_sq[n : n + k] = state["exp_avg_sq"][new]
@@ -156,13 +163,23 @@ class _RowState:
         if len(new):
             if self.pending != 1.0:
                 p[new] *= self.pending  # catch up on the decay skipped while dormant
-            self._add(new)
+            self._add(new, p)
+
+    def refresh(self, p: torch.Tensor, rows: torch.Tensor) -> None:
+        """Make the table's `rows` current: dormant ones catch up on decay and become active,
+        active ones take their weights from `weight`."""
+        self.activate(p, rows)
+        if self.stale:
+            p[rows] = self.weight[self.slot[rows]]
 
     def flush(self, p: torch.Tensor) -> None:
         if self.pending != 1.0:
             scale = torch.where(self.active, 1.0, self.pending).to(p.dtype)
             p.mul_(scale[:, None])
             self.pending = 1.0
+        if self.stale:
+            p.index_copy_(0, self.order[: self.count], self.weight[: self.count])
+            self.stale = False
 
     def write_moments(self, state: dict[str, Any]) -> None:
         """Copy the compact moments into AdamW's full-size `exp_avg` / `exp_avg_sq`."""
