@@ -124,12 +124,11 @@ class Batcher:
             size = len(jobs[0][0])
             deadline = time.monotonic() + self.max_wait
             while size < self.max_batch:
-                try:  # requests already waiting (they queued while the model ran) join at no cost
+                if not self.queue.empty():  # requests that queued while the model ran join at no cost
                     job = self.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
+                elif (left := deadline - time.monotonic()) <= 0:
+                    break
+                else:
                     try:
                         job = await asyncio.wait_for(self.queue.get(), left)
                     except asyncio.TimeoutError:

@@ -88,12 +88,6 @@ def test_attention_dropout_draws_from_torch_generator():
     assert not torch.allclose(first, attention(q, k, v, None, 0.0))
 
 
-def _spread(run, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of each output element over `n` training-mode passes (fresh masks each)."""
-    outs = torch.stack([run() for _ in range(n)])
-    return outs.mean(0), outs.var(0)
-
-
 @pytest.mark.parametrize("kind", ["hidden", "attention"])
 @pytest.mark.parametrize("head", [None, "classification"])
 def test_dropout_noise_matches_transformers(head, kind):
@@ -122,8 +116,10 @@ def test_dropout_noise_matches_transformers(head, kind):
     real = mask.bool()
 
     def spread(model):
+        """Mean and variance of each output element over 400 training-mode passes (fresh masks each)."""
         pick = (lambda out: out.logits) if head else (lambda out: out.last_hidden_state[real])
-        return _spread(lambda: pick(model(input_ids=ids, attention_mask=mask)), 400)
+        outs = torch.stack([pick(model(input_ids=ids, attention_mask=mask)) for _ in range(400)])
+        return outs.mean(0), outs.var(0)
 
     with torch.no_grad():
         (m1, v1), (m2, v2) = spread(ours), spread(reference)
