@@ -47,10 +47,14 @@ def apply_precision(model: nn.Module, precision: str, folder: str | Path | None 
     return model.eval()
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def inference_threads() -> int:
-    """Use one intra-op thread per core this process may run on (all of them by default)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = int(os.environ.get("BERTKIT_THREADS", cores))
+    """Use one intra-op thread per core this process may run on (BERTKIT_THREADS sets another number)."""
+    threads = int(os.environ.get("BERTKIT_THREADS", available_cores()))
     torch.set_num_threads(threads)
     return threads
 

@@ -1,9 +1,10 @@
 """`bertkit serve`: a predictor behind HTTP (FastAPI + uvicorn) with dynamic batching of requests.
 
 POST /predict, GET /health, GET /info. Concurrent requests are gathered into one model batch (up
-to `max_batch` examples, waiting at most `max_wait_ms` for more; requests that queued while the
-model was busy always join the next batch, even with `max_wait_ms=0`); one worker thread runs the
-model.
+to `max_batch` examples; requests that queued while the model was busy always join the next batch,
+even with `max_wait_ms=0`). A batch waits for more only until it holds as many examples as the last
+one did (under a steady load, the clients just answered are back) or `max_wait_ms` passes, so a
+lone client is never kept waiting. One worker thread runs the model.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route functions' annotations, and
@@ -13,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -119,6 +121,7 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self.pool, self.predict, examples)
 
     async def _run(self) -> None:
+        last = 1  # examples in the last batch
         while True:
             jobs = [await self.queue.get()]
             size = len(jobs[0][0])
@@ -126,8 +129,8 @@ class Batcher:
             while size < self.max_batch:
                 if not self.queue.empty():  # requests that queued while the model ran join at no cost
                     job = self.queue.get_nowait()
-                elif (left := deadline - time.monotonic()) <= 0:
-                    break
+                elif size >= last or (left := deadline - time.monotonic()) <= 0:
+                    break  # as many as last time (the clients it answered are back), or the wait is over
                 else:
                     try:
                         job = await asyncio.wait_for(self.queue.get(), left)
@@ -135,6 +138,7 @@ class Batcher:
                         break
                 jobs.append(job)
                 size += len(job[0])
+            last = size
             await self._answer(jobs)
 
     async def _answer(self, jobs: list[tuple[list[Any], asyncio.Future]]) -> None:
@@ -230,18 +234,24 @@ def running(app: Any, host: str = "127.0.0.1", timeout: float = 60.0) -> Iterato
 
 
 def predictor_app(predictor: Any, **options: Any) -> Any:
-    """`create_app` for a loaded `Predictor`: its task's records; task, labels, maxlen in /info."""
+    """`create_app` for a loaded `Predictor`: its task's records; task, labels, maxlen, precision, and
+    the threads and process id of the worker that answers, in /info."""
+    import torch
+
     from bertkit._version import __version__
 
     info = {"task": predictor.task.name, "labels": predictor.get_classes(),
             "maxlen": getattr(predictor.task, "maxlen", None), "precision": predictor.precision,
-            "version": __version__}
+            "threads": torch.get_num_threads(), "pid": os.getpid(), "version": __version__}
     return create_app(predictor.records, info, **options)
+
+
+SERVE_ENV = "BERTKIT_SERVE"  # how `serve` hands its settings to worker processes
 
 
 def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 32,
           max_wait_ms: float = 5.0, batching: bool = True, max_texts: int = 64, max_chars: int = 20_000,
-          precision: Precision | None = None) -> int:
+          precision: Precision | None = None, workers: int = 1) -> int:
     """Serve a predictor folder over HTTP until interrupted (Ctrl-C / SIGTERM finish in-flight requests).
 
     Args:
@@ -255,20 +265,47 @@ def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: 
         max_texts: most texts (or pairs) per request; more gives 413.
         max_chars: most characters per text; more gives 413.
         precision: how the model runs; default: what the predictor folder records.
+        workers: server processes, each with its own copy of the model and an equal share of the
+            cores (BERTKIT_THREADS sets the threads of each); connections are spread over them.
     """
     try:
         import uvicorn
     except ImportError as error:
         raise ImportError("bertkit serve needs FastAPI and uvicorn: pip install 'bertkit[serve]'") from error
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    settings = {"predictor": predictor, "precision": precision, "max_batch": max_batch, "max_wait_ms": max_wait_ms,
+                "batching": batching, "max_texts": max_texts, "max_chars": max_chars}
+    options = {"host": host, "port": port, "timeout_graceful_shutdown": 30, "log_level": "info"}
+    if workers == 1:
+        uvicorn.run(app_from_settings(settings), **options)
+        return 0
+    from bertkit.api.predictor import load_predictor
+    from bertkit.precision import available_cores
+
+    load_predictor(predictor, **({"precision": precision} if precision else {}))  # a bad folder fails here, once
+    os.environ[SERVE_ENV] = json.dumps(settings)
+    os.environ.setdefault("BERTKIT_THREADS", str(max(1, available_cores() // workers)))
+    uvicorn.run("bertkit.serve:app_from_environment", factory=True, workers=workers, **options)
+    return 0
+
+
+def app_from_settings(settings: dict[str, Any]) -> Any:
+    """The app `serve` runs: its predictor loaded, the process's threads set."""
     from bertkit.api.predictor import load_predictor
     from bertkit.precision import inference_threads
 
     inference_threads()
-    loaded = load_predictor(predictor, **({"precision": precision} if precision else {}))
-    app = predictor_app(loaded, max_batch=max_batch, max_wait_ms=max_wait_ms, batching=batching,
-                        limits=Limits(max_texts=max_texts, max_chars=max_chars))
-    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info")
-    return 0
+    precision = settings["precision"]
+    loaded = load_predictor(settings["predictor"], **({"precision": precision} if precision else {}))
+    return predictor_app(loaded, max_batch=settings["max_batch"], max_wait_ms=settings["max_wait_ms"],
+                         batching=settings["batching"],
+                         limits=Limits(max_texts=settings["max_texts"], max_chars=settings["max_chars"]))
+
+
+def app_from_environment() -> Any:
+    """Each worker process's app, from the settings `serve` left in the environment."""
+    return app_from_settings(json.loads(os.environ[SERVE_ENV]))
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

