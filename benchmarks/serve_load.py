@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bertkit.io import save_json
-from bertkit.precision import available_cores
+from bertkit.precision import available_cores, inference_threads
 
 from .common import movie_reviews
 
@@ -39,11 +39,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(command: list[str], port: int, timeout: float = 300, wait: bool = True) -> subprocess.Popen:
+def start_server(command: list[str]) -> subprocess.Popen:
+    """Launch a server; `wait_until_up` tells when it serves."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     process.log = []  # its stderr, read as it comes so that the pipe never fills
     threading.Thread(target=lambda: process.log.extend(iter(process.stderr.readline, "")), daemon=True).start()
-    return wait_until_up(process, port, timeout) if wait else process
+    return process
 
 
 def wait_until_up(process: subprocess.Popen, port: int, timeout: float = 300, workers: int = 1) -> subprocess.Popen:
@@ -128,12 +129,10 @@ HF_ENV = "BERTKIT_BENCH_ENDPOINT"  # the baseline's predictor folder, for its wo
 
 def hf_app(folder: str | None = None):
     """The baseline server: one FastAPI route calling the transformers pipeline per request."""
-    import torch
     import transformers
     from fastapi import FastAPI
 
-    if "BERTKIT_THREADS" in os.environ:
-        torch.set_num_threads(int(os.environ["BERTKIT_THREADS"]))
+    inference_threads()  # as `bertkit serve` sets its own: BERTKIT_THREADS, else every core
     pipe = transformers.pipeline("text-classification", model=folder or os.environ[HF_ENV], device="cpu")
     app = FastAPI()
 
@@ -198,7 +197,7 @@ def main() -> None:
         for name, command in settings(args.predictor, 0, args.max_batch, args.max_wait_ms, args.precision,
                                         args.workers).items():
             command[command.index("--port") + 1] = str(port := free_port())
-            servers[name] = (start_server(command, port, wait=False), port)
+            servers[name] = (start_server(command), port)
         for process, port in servers.values():
             wait_until_up(process, port, workers=args.workers)
             load(port, texts, 4 * args.workers, 3.0)  # warm-up

@@ -280,25 +280,29 @@ def serve(predictor: str, host: str = "127.0.0.1", port: int = 8000, max_batch: 
     if workers == 1:
         uvicorn.run(app_from_settings(settings), **options)
         return 0
-    from bertkit.api.predictor import load_predictor
     from bertkit.precision import available_cores
 
-    load_predictor(predictor, **({"precision": precision} if precision else {}))  # a bad folder fails here, once
+    _load(settings)  # a bad folder fails here, once, rather than in every worker
     os.environ[SERVE_ENV] = json.dumps(settings)
     os.environ.setdefault("BERTKIT_THREADS", str(max(1, available_cores() // workers)))
     uvicorn.run("bertkit.serve:app_from_environment", factory=True, workers=workers, **options)
     return 0
 
 
+def _load(settings: dict[str, Any]) -> Any:
+    """The predictor `settings` name, in their precision (else the one its folder records)."""
+    from bertkit.api.predictor import load_predictor
+
+    precision = settings["precision"]
+    return load_predictor(settings["predictor"], **({"precision": precision} if precision else {}))
+
+
 def app_from_settings(settings: dict[str, Any]) -> Any:
     """The app `serve` runs: its predictor loaded, the process's threads set."""
-    from bertkit.api.predictor import load_predictor
     from bertkit.precision import inference_threads
 
     inference_threads()
-    precision = settings["precision"]
-    loaded = load_predictor(settings["predictor"], **({"precision": precision} if precision else {}))
-    return predictor_app(loaded, max_batch=settings["max_batch"], max_wait_ms=settings["max_wait_ms"],
+    return predictor_app(_load(settings), max_batch=settings["max_batch"], max_wait_ms=settings["max_wait_ms"],
                          batching=settings["batching"],
                          limits=Limits(max_texts=settings["max_texts"], max_chars=settings["max_chars"]))
 
